@@ -1,0 +1,64 @@
+from flask.views import MethodView
+
+from admin_api.auth import service
+from admin_api.auth.schemas import LoginSchema, RevokeSchema, TokenSchema
+from admin_api.core.api import Blueprint
+from admin_api.core.context import client_address
+from admin_api.core.security import auth_required, current_actor, current_claims
+from admin_api.users.schemas import UserSchema
+
+blp = Blueprint(
+    "auth", __name__, url_prefix="/api/v1/auth",
+    description=(
+        "Sign in and manage tokens. Access tokens last JWT_ACCESS_TOKEN_EXPIRES seconds; refresh tokens rotate on "
+        "every use. A wrong email, a wrong password, a disabled user and a deleted tenant all give the same 401. "
+        "Repeated failures per account or per client address give 429 with Retry-After."
+    ),
+)
+
+
+@blp.route("/login")
+class Login(MethodView):
+    @blp.doc(security=[])
+    @blp.arguments(LoginSchema)
+    @blp.response(200, TokenSchema)
+    @blp.error(401, "Invalid email or password")
+    @blp.error(429, "Too many failed attempts (see Retry-After)")
+    def post(self, data):
+        """Sign in with email and password"""
+        return service.login(**data, address=client_address())
+
+
+@blp.route("/refresh")
+class Refresh(MethodView):
+    decorators = [auth_required(refresh=True, allow_password_change=True)]
+
+    @blp.doc(description="Send the **refresh** token as the bearer token. It is rotated: use the new one next time.")
+    @blp.response(200, TokenSchema)
+    @blp.error(401, "Not a valid, unused refresh token")
+    def post(self):
+        """Exchange a refresh token for new tokens"""
+        return service.refresh(user=current_actor(), payload=current_claims())
+
+
+@blp.route("/revoke")
+class Revoke(MethodView):
+    decorators = [auth_required(allow_password_change=True, any_type=True)]
+
+    @blp.arguments(RevokeSchema)
+    @blp.response(204)
+    @blp.error(401, "Token missing, invalid or already revoked")
+    def post(self, data):
+        """Sign out: revoke this token (and optionally a refresh token)"""
+        service.revoke(user=current_actor(), payload=current_claims(), **data)
+
+
+@blp.route("/me")
+class Me(MethodView):
+    decorators = [auth_required(allow_password_change=True)]
+
+    @blp.response(200, UserSchema)
+    @blp.error(401, "Token missing, invalid or revoked")
+    def get(self):
+        """The signed-in user"""
+        return current_actor()

@@ -1,0 +1,27 @@
+import marshmallow as ma
+
+from admin_api.users.schemas import NormalizedEmail, UserSchema
+
+
+class LoginSchema(ma.Schema):
+    email = NormalizedEmail(required=True, validate=ma.validate.Length(max=320))
+    password = ma.fields.String(required=True, load_only=True, validate=ma.validate.Length(min=1, max=1024))
+    tenant = ma.fields.String(
+        validate=ma.validate.Length(min=1, max=63),
+        metadata={"description": "Tenant slug; needed only when the email exists in several tenants."},
+    )
+
+
+class TokenSchema(ma.Schema):
+    access_token = ma.fields.String()
+    refresh_token = ma.fields.String()
+    token_type = ma.fields.String(metadata={"enum": ["Bearer"]})
+    expires_in = ma.fields.Integer(metadata={"description": "Access token lifetime in seconds."})
+    user = ma.fields.Nested(UserSchema)
+
+
+class RevokeSchema(ma.Schema):
+    refresh_token = ma.fields.String(
+        load_only=True, validate=ma.validate.Length(max=4096),
+        metadata={"description": "A refresh token of yours to revoke as well."},
+    )

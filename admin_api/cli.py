@@ -1,0 +1,74 @@
+"""Flask commands for operators: `flask --app wsgi <command> --help`."""
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+
+import click
+from flask.cli import with_appcontext
+
+from admin_api.core.errors import AppError
+
+
+def fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(1)
+
+
+def _service_call(fn, **kwargs):
+    """Run a service function; its refusal becomes a one-line error and exit code 1."""
+    try:
+        return fn(**kwargs)
+    except AppError as exc:
+        detail = "; ".join(f"{k}: {' '.join(v) if isinstance(v, list) else v}" for k, v in (exc.errors or {}).items())
+        fail(exc.message + (f" ({detail})" if detail else ""))
+
+
+@click.command("create-admin")
+@click.option("--email", default=lambda: os.environ.get("ADMIN_EMAIL", "admin@example.com"), show_default="ADMIN_EMAIL or admin@example.com",
+              help="Email of the platform admin.")
+@click.option("--password", default=lambda: os.environ.get("ADMIN_PASSWORD"), show_default="ADMIN_PASSWORD or generated",
+              help="Password; generated and printed once when not given.")
+@click.option("--if-missing", is_flag=True, help="Do nothing when an active platform admin already exists.")
+@with_appcontext
+def create_admin(email: str, password: str | None, if_missing: bool) -> None:
+    """Create a platform admin (the first account of a new installation)."""
+    from admin_api.users import service
+
+    if if_missing and (existing := service.first_active_platform_admin()) is not None:
+        click.echo(f"A platform admin exists: {existing.email} (use its password, or `flask create-admin` for another).")
+        return
+    generated = password is None
+    password = password or secrets.token_urlsafe(18)
+    user = _service_call(service.bootstrap_platform_admin, email=email.strip().lower(), password=password)
+    click.echo(f"Created platform admin {user.email}.")
+    if generated:
+        click.echo(f"Its password, shown only this once: {password}")
+    click.echo("Sign in: POST /api/v1/auth/login {\"email\": ..., \"password\": ...}, or in Swagger UI at /api/docs.")
+
+
+@click.command("seed-demo")
+@click.option("--tenants", "tenant_count", type=click.IntRange(1, 10_000), default=3, show_default=True,
+              help="Number of demo tenants.")
+@click.option("--users", "user_count", type=click.IntRange(0, 10_000_000), default=30, show_default=True,
+              help="Total number of demo users, spread evenly over the tenants (the first of each is its tenant admin).")
+@click.option("--prefix", default="demo", show_default=True, help="Tenant slugs are PREFIX-1, PREFIX-2, ...")
+@click.option("--password", default="demo-password-2026", show_default=True, help="Password of every demo user.")
+@with_appcontext
+def seed_demo(tenant_count: int, user_count: int, prefix: str, password: str) -> None:
+    """Fill the database with demo tenants and users (bulk inserts; one password hash reused)."""
+    from admin_api.users import seed
+
+    with click.progressbar(length=user_count, label="Inserting users") as bar:
+        result = _service_call(seed.seed_demo, tenant_count=tenant_count, user_count=user_count, prefix=prefix,
+                               password=password, progress=bar.update)
+    click.echo(f"Created {result['tenants']} tenants and {result['users']} users.")
+    click.echo("Demo logins (password for all: %s):" % password)
+    for login in result["logins"][:5]:
+        click.echo(f"  {login['email']}  tenant {login['tenant']}  ({login['role']})")
+
+
+def register(app) -> None:
+    for command in (create_admin, seed_demo):
+        app.cli.add_command(command)

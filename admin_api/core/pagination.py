@@ -1,0 +1,99 @@
+"""Lists: page/page_size/sort arguments, the page query, and the totals headers."""
+from __future__ import annotations
+
+import json
+import math
+
+import marshmallow as ma
+from flask import current_app
+from sqlalchemy import func, select, text
+
+from admin_api.extensions import db
+
+class ListArgsSchema(ma.Schema):
+    """page / page_size / sort shared by every list; areas add their filters and sort fields."""
+
+    SORT_FIELDS: tuple[str, ...] = ()
+    DEFAULT_SORT = "-created_at"
+
+    class Meta:
+        unknown = ma.RAISE
+
+    page = ma.fields.Integer(load_default=1, validate=ma.validate.Range(min=1, max=1_000_000))
+    page_size = ma.fields.Integer(load_default=25, validate=ma.validate.Range(min=1, max=100))
+    sort = ma.fields.String(load_default=None, metadata={"description": "A sort field; prefix with `-` for descending."})
+
+    @ma.validates("sort")
+    def validate_sort(self, value, **kwargs):
+        if value is not None and value.removeprefix("-") not in self.SORT_FIELDS:
+            raise ma.ValidationError(f"Sort by one of: {', '.join(self.SORT_FIELDS)} (prefix - for descending).")
+
+    @ma.post_load
+    def default_sort(self, data, **kwargs):
+        if data.get("sort") is None:
+            data["sort"] = self.DEFAULT_SORT
+        return data
+
+
+class ResultPage:
+    """One page of a list, with its total; the view turns it into body and headers."""
+
+    def __init__(self, items: list, total: int, *, page: int, page_size: int, estimated: bool = False):
+        self.items = items
+        self.total = total
+        self.page = page
+        self.page_size = page_size
+        self.estimated = estimated
+
+    def headers(self) -> dict[str, str]:
+        pages = math.ceil(self.total / self.page_size) if self.total else 0
+        meta = {"total": self.total, "total_pages": pages}
+        if pages:
+            meta.update(first_page=1, last_page=pages)
+            if self.page <= pages:
+                meta["page"] = self.page
+                if self.page > 1:
+                    meta["previous_page"] = self.page - 1
+                if self.page < pages:
+                    meta["next_page"] = self.page + 1
+        headers = {"X-Total-Count": str(self.total), "X-Pagination": json.dumps(meta)}
+        if self.estimated:
+            headers["X-Total-Count-Estimated"] = "true"
+        return headers
+
+
+def page_response(result: ResultPage):
+    """Return value for a list view: the items and the list headers."""
+    return result.items, 200, result.headers()
+
+
+def paginate(stmt, *, args: dict, sort_columns: dict, id_column, estimate_table: str | None = None) -> ResultPage:
+    """Run one page of `stmt`, sorted by a documented field with the id as tie-breaker.
+
+    `estimate_table` names the table when the list is unfiltered: on PostgreSQL
+    a total above COUNT_ESTIMATE_THRESHOLD is then the planner's estimate
+    instead of a full scan.
+    """
+    page, page_size, sort = args["page"], args["page_size"], args["sort"]
+    descending = sort.startswith("-")
+    column = sort_columns[sort.removeprefix("-")]
+    order = (column.desc(), id_column.desc()) if descending else (column.asc(), id_column.asc())
+    offset = (page - 1) * page_size
+    items = list(db.session.scalars(stmt.order_by(*order).offset(offset).limit(page_size)).unique())
+    if 0 < len(items) < page_size or (page == 1 and not items):
+        return ResultPage(items, offset + len(items), page=page, page_size=page_size)
+    estimate = _estimated_rows(estimate_table) if estimate_table else None
+    if estimate is not None and estimate >= current_app.config["COUNT_ESTIMATE_THRESHOLD"]:
+        return ResultPage(items, estimate, page=page, page_size=page_size, estimated=True)
+    total = db.session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
+    return ResultPage(items, total, page=page, page_size=page_size)
+
+
+def _estimated_rows(table: str) -> int | None:
+    """PostgreSQL's row estimate for a table (kept by autovacuum/ANALYZE); None elsewhere."""
+    if db.session.get_bind().dialect.name != "postgresql":
+        return None
+    estimate = db.session.scalar(
+        text("SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(:table)"), {"table": table}
+    )
+    return int(estimate) if estimate is not None and estimate >= 0 else None

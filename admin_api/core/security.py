@@ -1,0 +1,221 @@
+"""Passwords (argon2id, policy) and tokens (issue, verify against revocation)."""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from flask import current_app, g
+from flask_jwt_extended import create_access_token, create_refresh_token, current_user, decode_token
+from sqlalchemy import exists, select
+
+from admin_api.core.errors import error_response
+from admin_api.extensions import db, jwt
+
+MIN_PASSWORD_LENGTH = 12
+MAX_PASSWORD_LENGTH = 256
+COMMON_PASSWORDS = frozenset(
+    line.strip().lower()
+    for line in (Path(__file__).with_name("common_passwords.txt")).read_text().splitlines()
+    if line.strip() and not line.startswith("#")
+)
+
+
+# --- passwords -------------------------------------------------------------
+
+def _hasher() -> PasswordHasher:
+    """One argon2id hasher per app, with the configured cost."""
+    hasher = current_app.extensions.get("password_hasher")
+    if hasher is None:
+        config = current_app.config
+        hasher = PasswordHasher(
+            time_cost=config["PASSWORD_HASH_TIME_COST"],
+            memory_cost=config["PASSWORD_HASH_MEMORY_COST"],
+            parallelism=config["PASSWORD_HASH_PARALLELISM"],
+        )
+        current_app.extensions["password_hasher"] = hasher
+        # Verified against when the account does not exist, so that an unknown
+        # email costs the same work as a wrong password (no timing enumeration).
+        current_app.extensions["dummy_password_hash"] = hasher.hash(secrets.token_urlsafe(16))
+    return hasher
+
+
+def hash_password(password: str) -> str:
+    return _hasher().hash(password)
+
+
+def verify_password(password_hash: str | None, password: str) -> bool:
+    """Constant-work check: a missing hash still costs one argon2id verification."""
+    hasher = _hasher()
+    try:
+        if password_hash is None:
+            hasher.verify(current_app.extensions["dummy_password_hash"], password)
+            return False
+        return hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def password_problems(password: str, *, email: str | None = None) -> list[str]:
+    """The reasons a new password is refused (empty when it is acceptable)."""
+    problems = []
+    if len(password) < MIN_PASSWORD_LENGTH:
+        problems.append(f"Must be at least {MIN_PASSWORD_LENGTH} characters.")
+    if len(password) > MAX_PASSWORD_LENGTH:
+        problems.append(f"Must be at most {MAX_PASSWORD_LENGTH} characters.")
+    lowered = password.lower()
+    if email and lowered in {email.lower(), email.lower().split("@")[0]}:
+        problems.append("Must not be your email address.")
+    if lowered in COMMON_PASSWORDS:
+        problems.append("Is a commonly used password; choose another.")
+    return problems
+
+
+# --- opaque one-time tokens (reset, invitation) ----------------------------
+
+def new_secret_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def token_digest(token: str) -> str:
+    """What is stored for a one-time token: its SHA-256 (the token has 256 bits of entropy)."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def same_digest(stored: str, token: str) -> bool:
+    return hmac.compare_digest(stored, token_digest(token))
+
+
+# --- JWTs ------------------------------------------------------------------
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def issue_tokens(user, *, password_change_only: bool = False) -> dict:
+    """An access and a refresh token for the user (claims: sub string, tenant, role)."""
+    claims = {
+        "tenant_id": str(user.tenant_id) if user.tenant_id else None,
+        "role": user.role,
+        "iat_us": now_us(),  # microsecond issue time, compared with tokens_valid_after
+    }
+    if password_change_only:
+        claims["pwd_change"] = True
+    identity = str(user.id)
+    return {
+        "access_token": create_access_token(identity=identity, additional_claims=claims),
+        "refresh_token": create_refresh_token(identity=identity, additional_claims=claims),
+        "token_type": "Bearer",
+        "expires_in": int(current_app.config["JWT_ACCESS_TOKEN_EXPIRES"]),
+    }
+
+
+def token_expiry(payload: dict) -> datetime:
+    return datetime.fromtimestamp(payload["exp"], UTC)
+
+
+def decode_refresh_token(token: str) -> dict | None:
+    """The claims of a refresh token given in a body, or None if it is not one of ours."""
+    try:
+        payload = decode_token(token)
+    except Exception:  # any decode failure means "not a valid refresh token"
+        return None
+    return payload if payload.get("type") == "refresh" else None
+
+
+def _issued_before(payload: dict, instant: datetime | None) -> bool:
+    if instant is None:
+        return False
+    issued_us = payload.get("iat_us") or payload.get("iat", 0) * 1_000_000
+    return issued_us < int(instant.timestamp() * 1_000_000)
+
+
+def load_token_user(payload: dict):
+    """The user a token speaks for, or None when the token must be refused.
+
+    One query reads the user, its tenant and whether the jti was revoked, so
+    every worker sees a revocation, a disable or a tenant delete at once.
+    """
+    from admin_api.auth.models import RevokedToken
+    from admin_api.users.models import User
+
+    try:
+        user_id = uuid.UUID(str(payload.get("sub")))
+    except ValueError:
+        return None
+    revoked = exists().where(RevokedToken.jti == payload.get("jti", "")).correlate(None)
+    row = db.session.execute(select(User, revoked.label("revoked")).where(User.id == user_id)).first()
+    if row is None or row.revoked:
+        return None
+    user = row.User
+    tenant = user.tenant
+    if not user.is_active or (tenant is not None and tenant.is_deleted):
+        return None
+    if _issued_before(payload, user.tokens_valid_after):
+        return None
+    if tenant is not None and _issued_before(payload, tenant.tokens_valid_after):
+        return None
+    return user
+
+
+def current_actor():
+    """The signed-in user of this request (set by flask-jwt-extended's user loader)."""
+    return current_user
+
+
+def current_claims() -> dict:
+    return getattr(g, "_jwt_extended_jwt", {}) or {}
+
+
+def register_jwt_callbacks() -> None:
+    """Every token failure is a 401 in our JSON error shape."""
+
+    @jwt.user_lookup_loader
+    def _lookup(_header, payload):
+        return load_token_user(payload)
+
+    @jwt.user_lookup_error_loader
+    def _lookup_failed(_header, _payload):
+        return error_response(401, "Token is revoked or no longer valid.")
+
+    @jwt.revoked_token_loader
+    def _revoked(_header, _payload):
+        return error_response(401, "Token is revoked or no longer valid.")
+
+    @jwt.expired_token_loader
+    def _expired(_header, _payload):
+        return error_response(401, "Token expired.")
+
+    @jwt.invalid_token_loader
+    def _invalid(reason):
+        return error_response(401, "Invalid token.")
+
+    @jwt.unauthorized_loader
+    def _missing(reason):
+        return error_response(401, "Missing bearer token (Authorization: Bearer <access token>).")
+
+
+def auth_required(*, allow_password_change: bool = False, refresh: bool = False, any_type: bool = False):
+    """jwt_required (access tokens; refresh ones with refresh=True; either with any_type), plus: a must-change-password token opens only the endpoints that allow it."""
+    from functools import wraps
+
+    from flask_jwt_extended import jwt_required
+
+    from admin_api.core.errors import Forbidden
+
+    def decorator(view):
+        @wraps(view)
+        def wrapper(*args, **kwargs):
+            if current_claims().get("pwd_change") and not allow_password_change:
+                raise Forbidden("You must change your password first: POST /api/v1/auth/change-password.")
+            return view(*args, **kwargs)
+
+        return jwt_required(refresh=refresh, verify_type=not any_type)(wrapper)
+
+    return decorator

@@ -1,0 +1,57 @@
+import marshmallow as ma
+
+from admin_api.core.pagination import ListArgsSchema
+from admin_api.users.models import ROLES, USER_STATUSES
+
+
+class NormalizedEmail(ma.fields.Email):
+    """An email address, trimmed and lower-cased: one address whatever its case."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, str):
+            value = value.strip().lower()
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class UserSchema(ma.Schema):
+    id = ma.fields.UUID(dump_only=True)
+    tenant_id = ma.fields.UUID(dump_only=True, allow_none=True)
+    email = ma.fields.String(dump_only=True)
+    display_name = ma.fields.String(dump_only=True)
+    role = ma.fields.String(dump_only=True, metadata={"enum": list(ROLES)})
+    status = ma.fields.String(dump_only=True, metadata={"enum": list(USER_STATUSES)})
+    created_at = ma.fields.AwareDateTime(dump_only=True)
+    updated_at = ma.fields.AwareDateTime(dump_only=True)
+    disabled_at = ma.fields.AwareDateTime(dump_only=True, allow_none=True)
+    last_login_at = ma.fields.AwareDateTime(dump_only=True, allow_none=True)
+    must_change_password = ma.fields.Boolean(dump_only=True)
+
+
+class UserCreateSchema(ma.Schema):
+    email = NormalizedEmail(required=True, validate=ma.validate.Length(max=320))
+    display_name = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=200))
+    role = ma.fields.String(required=True, validate=ma.validate.OneOf(ROLES))
+    tenant_id = ma.fields.UUID(
+        allow_none=True,
+        metadata={"description": "Defaults to the caller's tenant. Must be absent for platform_admin."},
+    )
+    password = ma.fields.String(
+        load_only=True,
+        validate=ma.validate.Length(max=256),
+        metadata={"description": "Optional. Without it the user cannot sign in until a password is set."},
+    )
+
+
+class UserUpdateSchema(ma.Schema):
+    email = NormalizedEmail(validate=ma.validate.Length(max=320))
+    display_name = ma.fields.String(validate=ma.validate.Length(min=1, max=200))
+    role = ma.fields.String(validate=ma.validate.OneOf(ROLES))
+
+
+class UserQueryArgsSchema(ListArgsSchema):
+    SORT_FIELDS = ("email", "display_name", "created_at")
+
+    tenant_id = ma.fields.UUID()
+    status = ma.fields.String(validate=ma.validate.OneOf(USER_STATUSES))
+    role = ma.fields.String(validate=ma.validate.OneOf(ROLES))
+    q = ma.fields.String(validate=ma.validate.Length(min=1, max=200), metadata={"description": "Email or name contains."})

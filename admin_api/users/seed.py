@@ -1,0 +1,55 @@
+"""Demo data in bulk: executemany inserts in batches, one password hash for everyone."""
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
+
+from sqlalchemy import insert, select
+
+from admin_api.core import audit
+from admin_api.core.db import utcnow
+from admin_api.core.errors import Conflict, Invalid
+from admin_api.core.security import hash_password, password_problems
+from admin_api.extensions import db
+from admin_api.tenants.models import Tenant
+from admin_api.users.models import User, email_key
+
+BATCH = 5000
+
+
+def seed_demo(*, tenant_count: int, user_count: int, prefix: str, password: str,
+              progress: Callable[[int], None] = lambda n: None) -> dict:
+    if problems := password_problems(password):
+        raise Invalid("Password refused.", errors={"password": problems})
+    slugs = [f"{prefix}-{i}" for i in range(1, tenant_count + 1)]
+    if taken := db.session.scalars(select(Tenant.slug).where(Tenant.slug.in_(slugs[:1000]))).first():
+        raise Conflict(f"tenant slug {taken} exists; choose another --prefix")
+    now = utcnow()
+    tenants = [{"id": uuid.uuid4(), "name": f"Demo {slug}", "slug": slug, "status": "active", "version": 1,
+                "created_at": now, "updated_at": now} for slug in slugs]
+    db.session.execute(insert(Tenant), tenants)
+    password_hash = hash_password(password)
+    logins, batch = [], []
+    for n in range(user_count):
+        tenant = tenants[n % tenant_count]
+        index = n // tenant_count
+        role = "tenant_admin" if index == 0 else "member"
+        email = f"{'admin' if index == 0 else f'user{index}'}@{tenant['slug']}.example.test"
+        created = now - timedelta(microseconds=user_count - n)  # distinct, increasing creation times
+        batch.append({"id": uuid.uuid4(), "tenant_id": tenant["id"], "email": email,
+                      "email_key": email_key(tenant["id"], email), "display_name": f"Demo user {index}",
+                      "role": role, "status": "active", "password_hash": password_hash,
+                      "must_change_password": False, "version": 1, "created_at": created, "updated_at": created})
+        if index == 0 and len(logins) < 5:
+            logins.append({"email": email, "tenant": tenant["slug"], "role": role})
+        if len(batch) >= BATCH:
+            db.session.execute(insert(User), batch)
+            progress(len(batch))
+            batch = []
+    if batch:
+        db.session.execute(insert(User), batch)
+        progress(len(batch))
+    audit.record("demo.seed", actor_email="cli", changes={"after": {"tenants": tenant_count, "users": user_count}})
+    db.session.commit()
+    return {"tenants": tenant_count, "users": user_count, "logins": logins}
