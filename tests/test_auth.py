@@ -1,0 +1,247 @@
+"""Sign in, refresh, revoke, me; throttling; uniform failures (C05-C09, C13)."""
+import time
+
+import jwt as pyjwt
+import pytest
+
+from tests.conftest import PASSWORD, audit_actions, bearer
+
+
+def test_login_returns_tokens_and_user(world, client):
+    world.user("root@example.test", "platform_admin")
+    response = client.post("/api/v1/auth/login", json={"email": "Root@Example.TEST", "password": PASSWORD})
+    assert response.status_code == 200
+    body = response.json
+    assert body["token_type"] == "Bearer" and body["expires_in"] == 900
+    assert body["user"]["email"] == "root@example.test"
+    assert "password_hash" not in body["user"]
+    me = client.get("/api/v1/auth/me", headers=bearer(body["access_token"]))
+    assert me.status_code == 200 and me.json["id"] == body["user"]["id"]
+    assert me.json["last_login_at"] is not None
+
+
+def test_token_subject_is_a_string_and_role_is_a_claim(world, client):
+    world.user("root@example.test", "platform_admin")
+    token = world.login("root@example.test")["access_token"]
+    claims = pyjwt.decode(token, options={"verify_signature": False})
+    assert isinstance(claims["sub"], str)
+    assert claims["role"] == "platform_admin" and claims["tenant_id"] is None
+
+
+def test_failures_all_look_the_same(world, client, app):
+    tenant = world.tenant("tenant-a")
+    gone = world.tenant("gone", status="deleted")
+    world.user("alice@example.test", "member", tenant)
+    world.user("dis@example.test", "member", tenant, status="disabled")
+    world.user("ghost@example.test", "member", gone)
+    attempts = [
+        {"email": "nobody@example.test", "password": PASSWORD},
+        {"email": "alice@example.test", "password": "wrong password!!"},
+        {"email": "dis@example.test", "password": PASSWORD},
+        {"email": "ghost@example.test", "password": PASSWORD},
+    ]
+    answers = [client.post("/api/v1/auth/login", json=body) for body in attempts]
+    assert {r.status_code for r in answers} == {401}
+    assert len({r.get_data() for r in answers}) == 1
+    assert audit_actions(app).count("auth.login_failed") == 4
+
+
+def test_unknown_email_costs_one_hash(world, monkeypatch):
+    from admin_api.core import security
+
+    calls = []
+    original = security.PasswordHasher.verify
+    monkeypatch.setattr(security.PasswordHasher, "verify", lambda self, h, p: calls.append(1) or original(self, h, p))
+    world.client.post("/api/v1/auth/login", json={"email": "nobody@example.test", "password": "whatever pass"})
+    assert calls == [1]
+
+
+def test_login_bad_body_is_422(client):
+    response = client.post("/api/v1/auth/login", json={"email": "not-an-email", "password": "x", "admin": True})
+    assert response.status_code == 422
+    assert set(response.json["errors"]) == {"email", "admin"}
+
+
+def test_login_throttled_per_account_with_retry_after(world, client, app):
+    app.config["LOGIN_MAX_FAILURES_PER_ACCOUNT"] = 3
+    world.user("alice@example.test", "platform_admin")
+    for _ in range(3):
+        assert client.post("/api/v1/auth/login", json={"email": "alice@example.test", "password": "bad password"}).status_code == 401
+    blocked = client.post("/api/v1/auth/login", json={"email": "alice@example.test", "password": PASSWORD})
+    assert blocked.status_code == 429
+    assert int(blocked.headers["Retry-After"]) > 0
+    assert blocked.json["code"] == 429
+    # An unknown account is throttled the same way: no enumeration through 429 either.
+    for _ in range(3):
+        client.post("/api/v1/auth/login", json={"email": "nobody@example.test", "password": "bad password"})
+    assert client.post("/api/v1/auth/login", json={"email": "nobody@example.test", "password": "x"}).status_code == 429
+
+
+def test_login_throttled_per_address(world, client, app):
+    app.config["LOGIN_MAX_FAILURES_PER_ADDRESS"] = 4
+    world.user("alice@example.test", "platform_admin")
+    for n in range(4):
+        client.post("/api/v1/auth/login", json={"email": f"x{n}@example.test", "password": "bad password"})
+    response = client.post("/api/v1/auth/login", json={"email": "alice@example.test", "password": PASSWORD})
+    assert response.status_code == 429
+
+
+def test_window_expiry_lifts_the_throttle(world, client, app):
+    app.config.update(LOGIN_MAX_FAILURES_PER_ACCOUNT=2, LOGIN_FAILURE_WINDOW=1)
+    world.user("alice@example.test", "platform_admin")
+    for _ in range(2):
+        client.post("/api/v1/auth/login", json={"email": "alice@example.test", "password": "bad password"})
+    assert client.post("/api/v1/auth/login", json={"email": "alice@example.test", "password": PASSWORD}).status_code == 429
+    time.sleep(1.2)
+    assert client.post("/api/v1/auth/login", json={"email": "alice@example.test", "password": PASSWORD}).status_code == 200
+
+
+def test_ambiguous_email_needs_the_tenant(world, client):
+    a, b = world.tenant("tenant-a"), world.tenant("tenant-b")
+    world.user("sam@example.test", "member", a)
+    world.user("sam@example.test", "member", b)
+    response = client.post("/api/v1/auth/login", json={"email": "sam@example.test", "password": PASSWORD})
+    assert response.status_code == 422 and "tenant" in response.json["errors"]
+    ok = client.post("/api/v1/auth/login", json={"email": "sam@example.test", "password": PASSWORD, "tenant": "tenant-b"})
+    assert ok.status_code == 200 and ok.json["user"]["tenant_id"] == str(b.id)
+
+
+def test_refresh_rotates_and_refuses_reuse(world, client, app):
+    world.user("root@example.test", "platform_admin")
+    tokens = world.login("root@example.test")
+    first = client.post("/api/v1/auth/refresh", headers=bearer(tokens["refresh_token"]))
+    assert first.status_code == 200
+    assert first.json["refresh_token"] != tokens["refresh_token"]
+    again = client.post("/api/v1/auth/refresh", headers=bearer(tokens["refresh_token"]))
+    assert again.status_code == 401
+    assert client.get("/api/v1/auth/me", headers=bearer(first.json["access_token"])).status_code == 200
+    assert "auth.refresh" in audit_actions(app)
+
+
+def test_access_token_cannot_refresh_and_refresh_token_cannot_call_api(world, client, app):  # C07
+    world.user("root@example.test", "platform_admin")
+    tokens = world.login("root@example.test")
+    before = audit_actions(app)
+    assert client.post("/api/v1/auth/refresh", headers=bearer(tokens["access_token"])).status_code == 401
+    assert audit_actions(app) == before
+    assert client.get("/api/v1/users", headers=bearer(tokens["refresh_token"])).status_code == 401
+
+
+def test_revoke_kills_one_token_only(world, client, app):  # C08
+    world.user("alice@example.test", "platform_admin")
+    a1, a2 = world.login("alice@example.test"), world.login("alice@example.test")
+    assert client.post("/api/v1/auth/revoke", headers=bearer(a1["access_token"]), json={}).status_code == 204
+    assert client.get("/api/v1/users", headers=bearer(a1["access_token"])).status_code == 401
+    assert client.get("/api/v1/users", headers=bearer(a2["access_token"])).status_code == 200
+    assert "auth.revoke" in audit_actions(app)
+
+
+def test_revoke_with_refresh_token_in_body(world, client):
+    world.user("alice@example.test", "platform_admin")
+    tokens = world.login("alice@example.test")
+    response = client.post("/api/v1/auth/revoke", headers=bearer(tokens["access_token"]),
+                           json={"refresh_token": tokens["refresh_token"]})
+    assert response.status_code == 204
+    assert client.post("/api/v1/auth/refresh", headers=bearer(tokens["refresh_token"])).status_code == 401
+
+
+def test_revoke_refuses_someone_elses_refresh_token(world, client):
+    world.user("alice@example.test", "platform_admin")
+    world.user("root@example.test", "platform_admin")
+    mine, theirs = world.login("alice@example.test"), world.login("root@example.test")
+    response = client.post("/api/v1/auth/revoke", headers=bearer(mine["access_token"]),
+                           json={"refresh_token": theirs["refresh_token"]})
+    assert response.status_code == 422
+    assert client.post("/api/v1/auth/refresh", headers=bearer(theirs["refresh_token"])).status_code == 200
+
+
+def test_revoke_by_refresh_token_as_bearer(world, client):
+    world.user("alice@example.test", "platform_admin")
+    tokens = world.login("alice@example.test")
+    assert client.post("/api/v1/auth/revoke", headers=bearer(tokens["refresh_token"]), json={}).status_code == 204
+    assert client.post("/api/v1/auth/refresh", headers=bearer(tokens["refresh_token"])).status_code == 401
+
+
+@pytest.mark.slow
+def test_expired_token_is_401_before_the_body(make_app, world):  # C05
+    app = make_app(JWT_ACCESS_TOKEN_EXPIRES=2)
+    client = app.test_client()
+    world.user("root@example.test", "platform_admin")
+    token = client.post("/api/v1/auth/login", json={"email": "root@example.test", "password": PASSWORD}).json["access_token"]
+    time.sleep(3)
+    response = client.get("/api/v1/users", headers=bearer(token))
+    assert response.status_code == 401 and response.json["message"] == "Token expired."
+    bad_body = client.post("/api/v1/users", headers=bearer(token), json={"nonsense": 1})
+    assert bad_body.status_code == 401
+
+
+@pytest.mark.parametrize("header", [None, "Bearer not-a-jwt", "Bearer ", "Basic abc", "bearer x.y.z"])
+def test_missing_or_garbage_token_is_401(client, header):  # C05
+    headers = {"Authorization": header} if header else {}
+    response = client.get("/api/v1/users", headers=headers)
+    assert response.status_code == 401
+    assert response.is_json and response.json["code"] == 401
+
+
+def _forge(claims: dict, key: str, algorithm: str = "HS256", headers: dict | None = None) -> str:
+    return pyjwt.encode(claims, key, algorithm=algorithm, headers=headers)
+
+
+def _claims_of(token):
+    return pyjwt.decode(token, options={"verify_signature": False})
+
+
+def _none_token(claims: dict, alg: str) -> str:
+    import base64
+    import json
+
+    def b64(data: dict) -> str:
+        return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+    return f"{b64({'alg': alg, 'typ': 'JWT'})}.{b64(claims)}."
+
+
+@pytest.mark.parametrize("forgery", ["none", "None", "NONE", "other-key", "jku", "kid", "x5u", "issuer", "audience"])
+def test_forged_tokens_are_refused(world, client, config, forgery):  # C09
+    world.user("root@example.test", "platform_admin")
+    real = world.login("root@example.test")["access_token"]
+    claims = _claims_of(real)
+    key = config["JWT_SECRET_KEY"]
+    if forgery in {"none", "None", "NONE"}:
+        token = _none_token(claims, forgery)
+    elif forgery == "other-key":
+        token = _forge(claims, "another-key-that-is-long-enough-for-hs256!!")
+    elif forgery in {"jku", "x5u"}:
+        token = _forge(claims, "another-key-that-is-long-enough-for-hs256!!", headers={forgery: "https://evil.test/keys"})
+    elif forgery == "kid":
+        token = _forge(claims, "another-key-that-is-long-enough-for-hs256!!", headers={"kid": "../../dev/null"})
+    elif forgery == "issuer":
+        token = _forge({**claims, "iss": "someone-else"}, key)
+    else:
+        token = _forge({**claims, "aud": "someone-else"}, key)
+    for method, path in [("get", "/api/v1/users"), ("get", "/api/v1/auth/me"), ("get", "/api/v1/audit-events")]:
+        assert getattr(client, method)(path, headers=bearer(token)).status_code == 401
+
+
+def test_token_with_integer_subject_is_refused(world, client, config):  # C06
+    world.user("root@example.test", "platform_admin")
+    claims = _claims_of(world.login("root@example.test")["access_token"])
+    token = _forge({**claims, "sub": 12345}, config["JWT_SECRET_KEY"])
+    assert client.get("/api/v1/auth/me", headers=bearer(token)).status_code == 401
+
+
+def test_opaque_strings_are_not_bearer_tokens(world, client):  # C07
+    world.user("root@example.test", "platform_admin")
+    from admin_api.core.security import new_secret_token
+
+    assert client.get("/api/v1/users", headers=bearer(new_secret_token())).status_code == 401
+
+
+def test_disabled_user_tokens_die_at_once(std, client):  # C08
+    h, people = std["h"], std["people"]
+    amy_tokens = std["world"].login("amy@example.test")
+    assert client.delete(f"/api/v1/users/{people['amy'].id}", headers=h["alice"]).status_code == 204
+    assert client.get("/api/v1/auth/me", headers=bearer(amy_tokens["access_token"])).status_code == 401
+    assert client.post("/api/v1/auth/refresh", headers=bearer(amy_tokens["refresh_token"])).status_code == 401
+    login = client.post("/api/v1/auth/login", json={"email": "amy@example.test", "password": PASSWORD})
+    assert login.status_code == 401 and login.json["message"] == "Invalid email or password."
