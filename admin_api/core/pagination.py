@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 
 import marshmallow as ma
 from flask import current_app
@@ -79,7 +80,7 @@ def paginate(stmt, *, args: dict, sort_columns: dict, id_column, estimate_table:
     column = sort_columns[sort.removeprefix("-")]
     order = (column.desc(), id_column.desc()) if descending else (column.asc(), id_column.asc())
     offset = (page - 1) * page_size
-    items = list(db.session.scalars(stmt.order_by(*order).offset(offset).limit(page_size)).unique())
+    items = list(db.session.scalars(stmt.order_by(*order).offset(offset).limit(page_size)))
     if 0 < len(items) < page_size or (page == 1 and not items):
         return ResultPage(items, offset + len(items), page=page, page_size=page_size)
     estimate = _estimated_rows(estimate_table) if estimate_table else None
@@ -89,11 +90,25 @@ def paginate(stmt, *, args: dict, sort_columns: dict, id_column, estimate_table:
     return ResultPage(items, total, page=page, page_size=page_size)
 
 
+_ESTIMATES: dict[str, tuple[float, int | None]] = {}
+ESTIMATE_TTL = 30.0  # seconds a worker reuses a table's row estimate
+
+
 def _estimated_rows(table: str) -> int | None:
-    """PostgreSQL's row estimate for a table (kept by autovacuum/ANALYZE); None elsewhere."""
+    """PostgreSQL's row estimate for a table (kept by autovacuum/ANALYZE); None elsewhere.
+
+    The estimate is itself approximate, so each worker keeps it for ESTIMATE_TTL
+    seconds instead of asking on every request.
+    """
     if db.session.get_bind().dialect.name != "postgresql":
         return None
+    now = time.monotonic()
+    cached = _ESTIMATES.get(table)
+    if cached and now - cached[0] < ESTIMATE_TTL:
+        return cached[1]
     estimate = db.session.scalar(
         text("SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(:table)"), {"table": table}
     )
-    return int(estimate) if estimate is not None and estimate >= 0 else None
+    value = int(estimate) if estimate is not None and estimate >= 0 else None
+    _ESTIMATES[table] = (now, value)
+    return value

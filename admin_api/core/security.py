@@ -14,6 +14,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app, g
 from flask_jwt_extended import create_access_token, create_refresh_token, current_user, decode_token
 from sqlalchemy import exists, select
+from sqlalchemy.orm import joinedload
 
 from admin_api.core.errors import error_response
 from admin_api.extensions import db, jwt
@@ -150,7 +151,9 @@ def load_token_user(payload: dict):
     except ValueError:
         return None
     revoked = exists().where(RevokedToken.jti == payload.get("jti", "")).correlate(None)
-    row = db.session.execute(select(User, revoked.label("revoked")).where(User.id == user_id)).first()
+    row = db.session.execute(
+        select(User, revoked.label("revoked")).options(joinedload(User.tenant)).where(User.id == user_id)
+    ).first()
     if row is None or row.revoked:
         return None
     user = row.User

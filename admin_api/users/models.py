@@ -43,7 +43,7 @@ class User(IdMixin, TimestampMixin, db.Model):
     tokens_valid_after: Mapped[datetime | None] = mapped_column(UTCDateTime)
     version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
 
-    tenant: Mapped[Tenant | None] = relationship(lazy="joined")
+    tenant: Mapped[Tenant | None] = relationship(lazy="select")
 
     __mapper_args__ = {"version_id_col": version}
 

@@ -1,0 +1,77 @@
+"""GET /api/v1/users through the whole stack, at 10,000 and 1,000,000 users, next to bare Flask.
+
+    .venv/bin/python bench/list_users.py [--database postgresql://postgres@127.0.0.1:5432/test | sqlite]
+                                         [--sizes 10000,1000000] [--seconds 10]
+
+For each size: a scratch database, migrations, `flask seed-demo --tenants 100`,
+gunicorn with gunicorn.conf.py, then a closed-loop load on page 1 (platform
+admin, unfiltered: the total may be estimated), a deep page, and page 1 as a
+tenant admin (tenant-filtered exact total). The floor is bench/bare_app.py
+(a fixed 25-item JSON list) under the same gunicorn settings.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+
+from common import ADMIN_EMAIL, ADMIN_PASSWORD, DEMO_PASSWORD, analyze, app_env, flask, gunicorn, login, scratch_database
+from loadgen import run, warm
+
+
+def measure(port: int, path: str, headers: dict, seconds: float) -> dict:
+    warm("127.0.0.1", port, path, headers)
+    return run("127.0.0.1", port, path, headers=headers, seconds=seconds)
+
+
+def line(label: str, result: dict, floor: dict | None = None) -> str:
+    ratio = f"{100 * result['rps'] / floor['rps']:6.1f} %" if floor else "    floor"
+    return (f"{label:<48} {result['rps']:8.0f} req/s  p50 {result['p50_ms']:6.2f} ms  "
+            f"p99 {result['p99_ms']:7.2f} ms  {ratio}  ({result['requests']} req, {result['errors']} errors)")
+
+
+def bench_size(database: str, size: int, seconds: float, floor: dict) -> dict:
+    with scratch_database(database, f"admin_api_bench_{size}") as url:
+        env = app_env(url, LOG_LEVEL="INFO")
+        flask(env, "db", "upgrade")
+        flask(env, "create-admin", "--email", ADMIN_EMAIL, "--password", ADMIN_PASSWORD)
+        seeded = flask(env, "seed-demo", "--tenants", "100", "--users", str(size), "--prefix", "bench",
+                       "--password", DEMO_PASSWORD)
+        analyze(url)
+        print(f"  seeded {size:,} users in 100 tenants in {seeded:.1f} s ({size / seeded:,.0f} users/s)")
+        with gunicorn(env) as port:
+            admin = {"Authorization": f"Bearer {login(port, ADMIN_EMAIL, ADMIN_PASSWORD)}"}
+            tenant_admin = {"Authorization": f"Bearer {login(port, 'admin@bench-1.example.test', DEMO_PASSWORD)}"}
+            deep = max(1, size // 25 // 2)
+            results = {
+                "page1": measure(port, "/api/v1/users?page=1", admin, seconds),
+                "deep": measure(port, f"/api/v1/users?page={deep}", admin, seconds),
+                "tenant": measure(port, "/api/v1/users?page=1", tenant_admin, seconds),
+            }
+        print(line(f"{size:>9,} users  page 1 (platform admin)", results["page1"], floor))
+        print(line(f"{size:>9,} users  page {deep:,} (deep)", results["deep"], floor))
+        print(line(f"{size:>9,} users  page 1 (tenant admin, filtered)", results["tenant"], floor))
+        return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--database", default=os.environ.get("BENCH_DATABASE", "postgresql://postgres@127.0.0.1:5432/test"),
+                        help="a PostgreSQL URL (scratch databases are created beside it) or 'sqlite'")
+    parser.add_argument("--sizes", default="10000,1000000")
+    parser.add_argument("--seconds", type=float, default=10)
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+
+    print(f"database: {args.database.split('@')[-1]}; gunicorn.conf.py settings; {args.seconds:.0f} s per run")
+    with gunicorn(app_env("sqlite://"), app="bench.bare_app:app") as port:
+        floor = measure(port, "/api/v1/users", {}, args.seconds)
+    print(line("bare Flask, fixed 25-item list", floor))
+    results = {size: bench_size(args.database, size, args.seconds, floor) for size in sizes}
+    if len(sizes) >= 2:
+        small, large = results[sizes[0]]["page1"], results[sizes[-1]]["page1"]
+        print(f"page 1 at {sizes[-1]:,} vs {sizes[0]:,}: p50 {100 * (large['p50_ms'] / small['p50_ms'] - 1):+.1f} %, "
+              f"req/s {100 * (large['rps'] / small['rps'] - 1):+.1f} %")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+"""A small closed-loop HTTP load generator (keep-alive, several processes) for the benchmarks.
+
+Each process opens `threads` persistent connections and sends requests for
+`seconds`; the result is requests/s and latency percentiles in ms.
+"""
+from __future__ import annotations
+
+import http.client
+import multiprocessing
+import statistics
+import threading
+import time
+
+
+def _worker(host, port, path, headers, seconds, threads, queue):
+    latencies, errors = [], 0
+    lock = threading.Lock()
+    deadline = time.perf_counter() + seconds
+
+    def loop():
+        nonlocal errors
+        connection = http.client.HTTPConnection(host, port, timeout=30)
+        mine, bad = [], 0
+        while time.perf_counter() < deadline:
+            started = time.perf_counter()
+            try:
+                connection.request("GET", path, headers=headers)
+                response = connection.getresponse()
+                response.read()
+                if response.status != 200:
+                    bad += 1
+            except (OSError, http.client.HTTPException):
+                bad += 1
+                connection.close()
+                connection = http.client.HTTPConnection(host, port, timeout=30)
+                continue
+            mine.append(time.perf_counter() - started)
+        with lock:
+            latencies.extend(mine)
+            errors += bad
+
+    pool = [threading.Thread(target=loop) for _ in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    queue.put((latencies, errors))
+
+
+def run(host: str, port: int, path: str, *, headers: dict | None = None, seconds: float = 10,
+        processes: int = 2, threads: int = 4) -> dict:
+    """Load `path` and return {'rps', 'p50_ms', 'p99_ms', 'requests', 'errors'}."""
+    queue = multiprocessing.Queue()
+    procs = [multiprocessing.Process(target=_worker, args=(host, port, path, headers or {}, seconds, threads, queue))
+             for _ in range(processes)]
+    started = time.perf_counter()
+    for p in procs:
+        p.start()
+    results = [queue.get() for _ in procs]
+    for p in procs:
+        p.join()
+    elapsed = time.perf_counter() - started
+    latencies = sorted(x for lat, _ in results for x in lat)
+    errors = sum(e for _, e in results)
+    if not latencies:
+        return {"rps": 0.0, "p50_ms": 0.0, "p99_ms": 0.0, "requests": 0, "errors": errors}
+    return {
+        "rps": len(latencies) / elapsed,
+        "p50_ms": statistics.median(latencies) * 1000,
+        "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
+        "requests": len(latencies),
+        "errors": errors,
+    }
+
+
+def warm(host: str, port: int, path: str, headers: dict | None = None, count: int = 50) -> None:
+    connection = http.client.HTTPConnection(host, port, timeout=30)
+    for _ in range(count):
+        connection.request("GET", path, headers=headers or {})
+        connection.getresponse().read()
+    connection.close()
