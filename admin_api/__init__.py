@@ -59,7 +59,8 @@ def _api_settings(app: Flask) -> None:
         OPENAPI_JSON_PATH="openapi.json",
         OPENAPI_SWAGGER_UI_PATH="/docs",
         OPENAPI_SWAGGER_UI_URL="/api/docs/assets/",  # served by this server: no CDN
-        OPENAPI_SWAGGER_UI_CONFIG={"persistAuthorization": True, "displayRequestDuration": True},
+        # validatorUrl None: Swagger UI would otherwise load a badge from validator.swagger.io, sending it our spec URL.
+        OPENAPI_SWAGGER_UI_CONFIG={"persistAuthorization": True, "displayRequestDuration": True, "validatorUrl": None},
         API_SPEC_OPTIONS={
             "info": {"description": API_DESCRIPTION},
             "security": [{"bearerAuth": []}],
@@ -104,6 +105,9 @@ def register_extensions(app: Flask) -> None:
             event.listen(db.engine, "connect", _sqlite_pragmas)
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
     jwt.init_app(app)
+    from admin_api.core.api import ErrorSchema
+
+    api.ERROR_SCHEMA = ErrorSchema  # our error body, extra top-level fields included (flask-smorest's omits them)
     api.init_app(app)
     cors.init_app(
         app,

@@ -58,8 +58,16 @@ def create_admin(email: str, password: str | None, if_missing: bool) -> None:
 @with_appcontext
 def seed_demo(tenant_count: int, user_count: int, prefix: str, password: str) -> None:
     """Fill the database with demo tenants and users (bulk inserts; one password hash reused)."""
+    import re
+
+    from admin_api.tenants.schemas import SLUG_PATTERN
     from admin_api.users import seed
 
+    # The slugs (and the emails made from them) bypass the API's schemas: check them here, before anything
+    # is written (a bad prefix used to store slugs the API refuses, and crash on PostgreSQL's length limit).
+    if not re.fullmatch(SLUG_PATTERN, f"{prefix}-{tenant_count}"):
+        fail(f"--prefix {prefix!r} does not make valid tenant slugs ({prefix}-N): use lower-case letters, digits "
+             f"and '-', at most {62 - len(str(tenant_count))} characters")
     with click.progressbar(length=user_count, label="Inserting users") as bar:
         result = _service_call(seed.seed_demo, tenant_count=tenant_count, user_count=user_count, prefix=prefix,
                                password=password, progress=bar.update)

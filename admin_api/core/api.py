@@ -1,10 +1,11 @@
 """All flask-smorest customisation: our Blueprint, list arguments, totals, ETags."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from http import HTTPStatus
 
 import flask_smorest
-from flask_smorest.error_handler import ErrorSchema
+import marshmallow as ma
 from webargs.flaskparser import FlaskParser
 
 from admin_api.core.errors import PreconditionFailed, error_body
@@ -19,6 +20,23 @@ LIST_HEADERS = {
 }
 
 
+class ErrorSchema(ma.Schema):
+    """The body of every 4xx/5xx answer (documentation only; errors.error_response builds it).
+
+    It lists every top-level field an error may carry: the document says
+    additionalProperties: false, so a field missing here is an undocumented answer.
+    """
+
+    code = ma.fields.Integer(required=True, metadata={"description": "HTTP status code"})
+    status = ma.fields.String(required=True, metadata={"description": "HTTP status phrase"})
+    message = ma.fields.String(required=True, metadata={"description": "What went wrong, for a human"})
+    errors = ma.fields.Dict(metadata={"description": "Field name -> list of messages (nested for nested fields)"})
+    existing_user_id = ma.fields.UUID(
+        metadata={"description": "409 on a duplicate email: the user who has it (the console offers Restore)"})
+    existing_user_status = ma.fields.String(
+        metadata={"description": "409 on a duplicate email: that user's status", "enum": ["active", "disabled"]})
+
+
 class StrictParser(FlaskParser):
     """Unknown arguments are refused everywhere: a typo in a filter must not widen a list."""
 
@@ -26,6 +44,34 @@ class StrictParser(FlaskParser):
     DEFAULT_UNKNOWN_BY_LOCATION = {
         **FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION, "query": None, "querystring": None, "files": None,
     }
+
+    def pre_load(self, location_data, *, schema, req, location):
+        """Refuse text with a NUL character (422), in every argument of every location.
+
+        PostgreSQL text cannot hold U+0000: without this, such a value reached the
+        database and came back as a 500 (SQLite stored it silently).
+        """
+        if isinstance(location_data, Mapping):
+            bad = {str(key): [NUL_MESSAGE] for key in location_data
+                   if _has_nul(key) or _has_nul(location_data.get(key))}
+        else:
+            bad = {"_schema": [NUL_MESSAGE]} if _has_nul(location_data) else {}
+        if bad:
+            raise ma.ValidationError(bad)
+        return location_data
+
+
+NUL_MESSAGE = "Must not contain the NUL character (U+0000)."
+
+
+def _has_nul(value) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, Mapping):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return any(_has_nul(item) for item in value)
+    return False
 
 
 class Blueprint(flask_smorest.Blueprint):
@@ -42,6 +88,15 @@ class Blueprint(flask_smorest.Blueprint):
 
     def _verify_check_etag(self):
         return None
+
+    def _prepare_etag_doc(self, doc, doc_info, **kwargs):
+        """Document If-Match as what it is here: optional, so no 428 (flask-smorest marks it required)."""
+        doc = super()._prepare_etag_doc(doc, doc_info, **kwargs)
+        parameters = doc.get("parameters", [])
+        if "IF_MATCH" in parameters:
+            parameters[parameters.index("IF_MATCH")] = OPTIONAL_IF_MATCH
+            doc["responses"].pop(428, None)
+        return doc
 
     def error(self, code: int, description: str | None = None):
         """Document an error response of this operation, in our JSON error shape."""
@@ -67,15 +122,30 @@ def check_if_match(if_match, entity) -> None:
         raise PreconditionFailed()
 
 
+OPTIONAL_IF_MATCH = {
+    "name": "If-Match",
+    "in": "header",
+    "required": False,
+    "description": "The ETag you last read; when sent and stale, the write is refused with 412.",
+    "schema": {"type": "string"},
+}
+
 ERROR_EXAMPLE = error_body(422, "Invalid input: see errors.", {"email": ["Not a valid email address."]})
 
 
 def document_common_errors(api) -> None:
-    """Every operation that needs a token documents its 401; every one may answer 500."""
+    """Every operation that needs a token documents its 401; every one may answer 500.
+
+    The paths are already resolved here, so the responses must be written as
+    `$ref` objects (get_ref also registers flask-smorest's lazy components); a bare
+    name such as "UNAUTHORIZED" would make the document invalid OpenAPI.
+    """
+    unauthorized = api.spec.components.get_ref("response", "UNAUTHORIZED")
+    server_error = api.spec.components.get_ref("response", "INTERNAL_SERVER_ERROR")
     for operations in api.spec._paths.values():
         for method, operation in operations.items():
             if not isinstance(operation, dict) or "responses" not in operation:
                 continue
             if operation.get("security") != []:
-                operation["responses"].setdefault("401", "UNAUTHORIZED")
-            operation["responses"].setdefault("500", "INTERNAL_SERVER_ERROR")
+                operation["responses"].setdefault("401", dict(unauthorized))
+            operation["responses"].setdefault("500", dict(server_error))

@@ -100,8 +100,12 @@ def handle_http_exception(error: HTTPException):
         return error.get_response()
     data = getattr(error, "data", None) or {}
     errors = data.get("errors") or data.get("messages")
-    if isinstance(errors, dict) and len(errors) == 1 and next(iter(errors)) in {"json", "query", "form", "files", "headers"}:
-        errors = next(iter(errors.values()))  # webargs nests by location; one location says nothing extra
+    if isinstance(errors, dict) and len(errors) == 1:
+        [(location, inner)] = errors.items()
+        # webargs nests by location; one location says nothing extra. Keep it when the messages are about
+        # the whole input ({"json": ["Invalid JSON body."]}), so that `errors` stays field -> messages.
+        if location in {"json", "query", "form", "files", "headers"} and isinstance(inner, dict):
+            errors = inner
     message = data.get("message") or (
         "Invalid input: see errors." if errors else (error.description or http.HTTPStatus(error.code).phrase)
     )

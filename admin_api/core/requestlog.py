@@ -9,6 +9,7 @@ import json
 import logging
 import sys
 import time
+from datetime import UTC, datetime
 
 from flask import g, request
 
@@ -19,7 +20,9 @@ access_log = logging.getLogger("admin_api.access")
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        line = {"ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"), "level": record.levelname, "logger": record.name}
+        # RFC 3339 in UTC, like the API's timestamps (formatTime gave local time without an offset).
+        ts = datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        line = {"ts": ts, "level": record.levelname, "logger": record.name}
         if isinstance(record.msg, dict):
             line.update(record.msg)
         else:

@@ -105,9 +105,16 @@ def create_user(*, actor, email: str, display_name: str, role: str, tenant_id=No
 
 
 def _active_platform_admins() -> int:
-    return db.session.scalar(
-        select(func.count()).select_from(User).where(User.role == "platform_admin", User.status == "active")
+    """How many platform admins are active, their rows locked until commit.
+
+    The lock (PostgreSQL; SQLite ignores it) makes two admins disabling each other
+    take turns: the second one counts again after the first commits, and is refused.
+    """
+    locked = db.session.scalars(
+        select(User.id).where(User.role == "platform_admin", User.status == "active")
+        .order_by(User.id).with_for_update()
     )
+    return len(locked.all())
 
 
 def update_user(*, actor, user_id: uuid.UUID, changes: dict, if_match=None) -> User:
