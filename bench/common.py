@@ -111,9 +111,9 @@ def login(port: int, email: str, password: str) -> str:
 
 
 def analyze(database_url: str) -> None:
-    """Fresh planner statistics, as autovacuum would keep them in production."""
+    """Planner statistics and visibility map as autovacuum would keep them in production (after bulk inserts)."""
     if database_url.startswith("postgresql"):
         import psycopg
 
         with psycopg.connect(database_url, autocommit=True) as conn:
-            conn.execute("ANALYZE")
+            conn.execute("VACUUM ANALYZE")

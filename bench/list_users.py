@@ -7,7 +7,8 @@ For each size: a scratch database, migrations, `flask seed-demo --tenants 100`,
 gunicorn with gunicorn.conf.py, then a closed-loop load on page 1 (platform
 admin, unfiltered: the total may be estimated), a deep page, and page 1 as a
 tenant admin (tenant-filtered exact total). The floor is bench/bare_app.py
-(a fixed 25-item JSON list) under the same gunicorn settings.
+(a fixed 25-item JSON list) under the same gunicorn settings; beside each size,
+the same bare app running only the SQLAlchemy page query on the seeded data.
 """
 from __future__ import annotations
 
@@ -38,6 +39,9 @@ def bench_size(database: str, size: int, seconds: float, floor: dict) -> dict:
                        "--password", DEMO_PASSWORD)
         analyze(url)
         print(f"  seeded {size:,} users in 100 tenants in {seeded:.1f} s ({size / seeded:,.0f} users/s)")
+        with gunicorn(env, app="bench.bare_app:app") as port:
+            bare_query = measure(port, "/api/v1/users-query", {}, seconds)
+        print(line(f"{size:>9,} users  bare SQLAlchemy page query, no auth", bare_query, floor))
         with gunicorn(env) as port:
             admin = {"Authorization": f"Bearer {login(port, ADMIN_EMAIL, ADMIN_PASSWORD)}"}
             tenant_admin = {"Authorization": f"Bearer {login(port, 'admin@bench-1.example.test', DEMO_PASSWORD)}"}

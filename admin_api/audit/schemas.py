@@ -1,11 +1,12 @@
 import marshmallow as ma
 
+from admin_api.core.fields import Timestamp
 from admin_api.core.pagination import ListArgsSchema
 
 
 class AuditEventSchema(ma.Schema):
     id = ma.fields.UUID(dump_only=True)
-    occurred_at = ma.fields.AwareDateTime(dump_only=True)
+    occurred_at = Timestamp(dump_only=True)
     action = ma.fields.String(dump_only=True)
     actor_id = ma.fields.UUID(dump_only=True, allow_none=True)
     actor_email = ma.fields.String(dump_only=True, allow_none=True)

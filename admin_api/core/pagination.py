@@ -90,25 +90,25 @@ def paginate(stmt, *, args: dict, sort_columns: dict, id_column, estimate_table:
     return ResultPage(items, total, page=page, page_size=page_size)
 
 
-_ESTIMATES: dict[str, tuple[float, int | None]] = {}
 ESTIMATE_TTL = 30.0  # seconds a worker reuses a table's row estimate
 
 
 def _estimated_rows(table: str) -> int | None:
     """PostgreSQL's row estimate for a table (kept by autovacuum/ANALYZE); None elsewhere.
 
-    The estimate is itself approximate, so each worker keeps it for ESTIMATE_TTL
-    seconds instead of asking on every request.
+    The estimate is itself approximate, so each app (worker) keeps it for
+    ESTIMATE_TTL seconds instead of asking on every request.
     """
     if db.session.get_bind().dialect.name != "postgresql":
         return None
+    cache: dict[str, tuple[float, int | None]] = current_app.extensions.setdefault("row_estimates", {})
     now = time.monotonic()
-    cached = _ESTIMATES.get(table)
+    cached = cache.get(table)
     if cached and now - cached[0] < ESTIMATE_TTL:
         return cached[1]
     estimate = db.session.scalar(
         text("SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(:table)"), {"table": table}
     )
     value = int(estimate) if estimate is not None and estimate >= 0 else None
-    _ESTIMATES[table] = (now, value)
+    cache[table] = (now, value)
     return value

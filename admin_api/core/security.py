@@ -137,23 +137,38 @@ def _issued_before(payload: dict, instant: datetime | None) -> bool:
     return issued_us < int(instant.timestamp() * 1_000_000)
 
 
+def _token_user_statement():
+    """The one query behind every authenticated request: the user, its tenant, and whether the jti was revoked.
+
+    Built once (bind parameters for the user id and the jti) instead of per request.
+    """
+    from sqlalchemy import bindparam
+
+    from admin_api.auth.models import RevokedToken
+    from admin_api.users.models import User
+
+    revoked = exists().where(RevokedToken.jti == bindparam("jti")).correlate(None)
+    return (select(User, revoked.label("revoked")).options(joinedload(User.tenant))
+            .where(User.id == bindparam("user_id")))
+
+
+_TOKEN_USER = None
+
+
 def load_token_user(payload: dict):
     """The user a token speaks for, or None when the token must be refused.
 
     One query reads the user, its tenant and whether the jti was revoked, so
     every worker sees a revocation, a disable or a tenant delete at once.
     """
-    from admin_api.auth.models import RevokedToken
-    from admin_api.users.models import User
-
+    global _TOKEN_USER
     try:
         user_id = uuid.UUID(str(payload.get("sub")))
     except ValueError:
         return None
-    revoked = exists().where(RevokedToken.jti == payload.get("jti", "")).correlate(None)
-    row = db.session.execute(
-        select(User, revoked.label("revoked")).options(joinedload(User.tenant)).where(User.id == user_id)
-    ).first()
+    if _TOKEN_USER is None:
+        _TOKEN_USER = _token_user_statement()
+    row = db.session.execute(_TOKEN_USER, {"user_id": user_id, "jti": payload.get("jti", "")}).first()
     if row is None or row.revoked:
         return None
     user = row.User

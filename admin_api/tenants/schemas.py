@@ -1,5 +1,6 @@
 import marshmallow as ma
 
+from admin_api.core.fields import Timestamp
 from admin_api.core.pagination import ListArgsSchema
 
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{1,62}$"
@@ -10,9 +11,9 @@ class TenantSchema(ma.Schema):
     name = ma.fields.String(dump_only=True)
     slug = ma.fields.String(dump_only=True)
     status = ma.fields.String(dump_only=True, metadata={"enum": ["active", "deleted"]})
-    created_at = ma.fields.AwareDateTime(dump_only=True)
-    updated_at = ma.fields.AwareDateTime(dump_only=True)
-    deleted_at = ma.fields.AwareDateTime(dump_only=True, allow_none=True)
+    created_at = Timestamp(dump_only=True)
+    updated_at = Timestamp(dump_only=True)
+    deleted_at = Timestamp(dump_only=True, allow_none=True)
 
 
 class TenantCreateSchema(ma.Schema):

@@ -1,5 +1,6 @@
 import marshmallow as ma
 
+from admin_api.core.fields import Timestamp
 from admin_api.core.pagination import ListArgsSchema
 from admin_api.users.models import ROLES, USER_STATUSES
 
@@ -20,10 +21,10 @@ class UserSchema(ma.Schema):
     display_name = ma.fields.String(dump_only=True)
     role = ma.fields.String(dump_only=True, metadata={"enum": list(ROLES)})
     status = ma.fields.String(dump_only=True, metadata={"enum": list(USER_STATUSES)})
-    created_at = ma.fields.AwareDateTime(dump_only=True)
-    updated_at = ma.fields.AwareDateTime(dump_only=True)
-    disabled_at = ma.fields.AwareDateTime(dump_only=True, allow_none=True)
-    last_login_at = ma.fields.AwareDateTime(dump_only=True, allow_none=True)
+    created_at = Timestamp(dump_only=True)
+    updated_at = Timestamp(dump_only=True)
+    disabled_at = Timestamp(dump_only=True, allow_none=True)
+    last_login_at = Timestamp(dump_only=True, allow_none=True)
     must_change_password = ma.fields.Boolean(dump_only=True)
 
 
