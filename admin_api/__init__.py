@@ -1,6 +1,7 @@
 """admin_api: the administration back end of a multi-tenant SaaS platform."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from flask import Blueprint as FlaskBlueprint
@@ -32,7 +33,8 @@ API_DESCRIPTION = """Administration API of the platform: tenants, users, audit e
 
 def create_app(config: dict | None = None) -> Flask:
     """Build the app: config, extensions, blueprints, errors, logging, CLI."""
-    app = Flask(__name__, static_folder=None, instance_path=str(PROJECT_ROOT / "instance"), instance_relative_config=True)
+    instance_path = os.environ.get("INSTANCE_PATH") or str(PROJECT_ROOT / "instance")  # config.py, SQLite, uploads
+    app = Flask(__name__, static_folder=None, instance_path=instance_path, instance_relative_config=True)
     load_config(app, config)
     refuse_fatal_config(app)
     register_extensions(app)
