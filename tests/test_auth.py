@@ -245,3 +245,137 @@ def test_disabled_user_tokens_die_at_once(std, client):  # C08
     assert client.post("/api/v1/auth/refresh", headers=bearer(amy_tokens["refresh_token"])).status_code == 401
     login = client.post("/api/v1/auth/login", json={"email": "amy@example.test", "password": PASSWORD})
     assert login.status_code == 401 and login.json["message"] == "Invalid email or password."
+
+
+# --- hardening found by trying to break it ----------------------------------------------------
+
+def _count_hashes(monkeypatch) -> list:
+    from admin_api.core import security
+
+    calls = []
+    original = security.PasswordHasher.verify
+    monkeypatch.setattr(security.PasswordHasher, "verify", lambda self, h, p: calls.append(1) or original(self, h, p))
+    return calls
+
+
+def test_ambiguity_is_decided_by_the_email_never_by_the_password(world, client, monkeypatch):
+    """Two accounts share an address: whatever the password, the answer is "name the tenant", after one hash.
+
+    It used to be 422 only when the password matched two accounts: a password oracle across accounts.
+    """
+    a, b = world.tenant("tenant-a"), world.tenant("tenant-b")
+    world.user("sam@example.test", "member", a, password="sam's password in tenant a")
+    world.user("sam@example.test", "member", b)
+    calls = _count_hashes(monkeypatch)
+    answers = [client.post("/api/v1/auth/login", json={"email": "sam@example.test", "password": password})
+               for password in ("a wrong password", "sam's password in tenant a", PASSWORD)]
+    assert [r.status_code for r in answers] == [422, 422, 422]
+    assert len({r.get_data() for r in answers}) == 1
+    assert calls == [1, 1, 1]
+
+
+def test_the_platform_scope_is_selectable(world, client):
+    """A tenant user with a platform admin's address cannot lock the platform admin out."""
+    root = world.user("root@example.test", "platform_admin")
+    a = world.tenant("tenant-a")
+    copy = world.user("root@example.test", "member", a, password="the copy's own password")
+    assert client.post("/api/v1/auth/login", json={"email": "root@example.test", "password": PASSWORD}).status_code == 422
+    as_root = client.post("/api/v1/auth/login", json={"email": "root@example.test", "password": PASSWORD, "tenant": "platform"})
+    assert as_root.status_code == 200 and as_root.json["user"]["id"] == str(root.id)
+    as_copy = client.post("/api/v1/auth/login", json={"email": "root@example.test", "password": "the copy's own password",
+                                                      "tenant": "tenant-a"})
+    assert as_copy.status_code == 200 and as_copy.json["user"]["id"] == str(copy.id)
+    wrong_scope = client.post("/api/v1/auth/login", json={"email": "root@example.test", "password": PASSWORD,
+                                                          "tenant": "tenant-a"})
+    assert wrong_scope.status_code == 401
+
+
+def test_a_stranger_cannot_lock_you_out_from_another_address(world, client, app):
+    app.config["LOGIN_MAX_FAILURES_PER_ACCOUNT"] = 3
+    world.user("alice@example.test", "platform_admin")
+    attacker = {"REMOTE_ADDR": "203.0.113.7"}
+    for _ in range(4):
+        client.post("/api/v1/auth/login", json={"email": "alice@example.test", "password": "guess guess"},
+                    environ_base=attacker)
+    assert client.post("/api/v1/auth/login", json={"email": "alice@example.test", "password": PASSWORD},
+                       environ_base=attacker).status_code == 429
+    assert client.post("/api/v1/auth/login", json={"email": "alice@example.test", "password": PASSWORD},
+                       environ_base={"REMOTE_ADDR": "198.51.100.2"}).status_code == 200
+
+
+def test_successful_sign_ins_do_not_use_up_the_address_budget(world, client, app):
+    app.config["LOGIN_MAX_FAILURES_PER_ADDRESS"] = 3
+    world.user("alice@example.test", "platform_admin")
+    for _ in range(8):
+        assert client.post("/api/v1/auth/login", json={"email": "alice@example.test", "password": PASSWORD}).status_code == 200
+
+
+def _in_threads(count: int, make_app, fn) -> list:
+    import threading
+
+    clients = [make_app().test_client() for _ in range(count)]  # built first: building apps is not thread-safe
+    start, results = threading.Barrier(count), []
+
+    def run(client):
+        start.wait(timeout=10)
+        results.append(fn(client))
+
+    threads = [threading.Thread(target=run, args=(client,)) for client in clients]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return results
+
+
+def test_parallel_guesses_cannot_outrun_the_limit(world, make_app, monkeypatch):
+    """The attempt is counted before the slow hash: 12 parallel guesses, limit 3, at most 3 hashes."""
+    world.user("alice@example.test", "platform_admin")
+    calls = _count_hashes(monkeypatch)
+    monkeypatch.setitem(world.app.config, "LOGIN_MAX_FAILURES_PER_ACCOUNT", 3)
+    statuses = _in_threads(12, lambda: make_app(LOGIN_MAX_FAILURES_PER_ACCOUNT=3), lambda c: c.post(
+        "/api/v1/auth/login", json={"email": "alice@example.test", "password": "a parallel guess"}).status_code)
+    assert sorted(statuses) == [401] * 3 + [429] * 9
+    assert len(calls) == 3
+
+
+def test_parallel_sign_ins_of_one_user_all_succeed(world, make_app):
+    world.user("alice@example.test", "platform_admin")
+    statuses = _in_threads(6, make_app, lambda c: c.post(
+        "/api/v1/auth/login", json={"email": "alice@example.test", "password": PASSWORD}).status_code)
+    assert statuses == [200] * 6
+
+
+def test_parallel_revokes_of_one_token_write_one_event(world, make_app, app):
+    world.user("alice@example.test", "platform_admin")
+    token = world.login("alice@example.test")["access_token"]
+    statuses = _in_threads(5, make_app, lambda c: c.post("/api/v1/auth/revoke", headers=bearer(token), json={}).status_code)
+    assert statuses.count(204) >= 1 and set(statuses) <= {204, 401}
+    assert audit_actions(app, action="auth.revoke") == ["auth.revoke"]
+
+
+@pytest.mark.parametrize("change", ["no exp", "type embed", "type reset", "long jti", "no jti"])
+def test_tokens_we_would_never_issue_are_refused_even_with_our_key(world, client, config, change):
+    """What a leaked key could sign: a token that never expires, other token kinds, a jti the list cannot hold."""
+    world.user("root@example.test", "platform_admin")
+    claims = _claims_of(world.login("root@example.test")["access_token"])
+    if change == "no exp":
+        claims.pop("exp")
+    elif change.startswith("type"):
+        claims["type"] = change.split()[1]
+    elif change == "long jti":
+        claims["jti"] = "j" * 100
+    else:
+        claims.pop("jti")
+    token = _forge(claims, config["JWT_SECRET_KEY"])
+    for path in ("/api/v1/auth/me", "/api/v1/users"):
+        assert client.get(path, headers=bearer(token)).status_code == 401
+    assert client.post("/api/v1/auth/revoke", headers=bearer(token), json={}).status_code == 401
+
+
+def test_token_answers_are_not_cached_and_401_says_bearer(world, client):
+    world.user("root@example.test", "platform_admin")
+    login = client.post("/api/v1/auth/login", json={"email": "root@example.test", "password": PASSWORD})
+    assert login.headers["Cache-Control"] == "no-store"
+    refused = client.get("/api/v1/users")
+    assert refused.status_code == 401 and refused.headers["WWW-Authenticate"].startswith("Bearer")

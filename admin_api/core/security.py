@@ -7,16 +7,17 @@ import secrets
 import time
 import uuid
 from datetime import UTC, datetime
+from functools import wraps
 from pathlib import Path
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app, g
-from flask_jwt_extended import create_access_token, create_refresh_token, current_user, decode_token
+from flask_jwt_extended import create_access_token, create_refresh_token, current_user, decode_token, jwt_required
 from sqlalchemy import exists, select
 from sqlalchemy.orm import joinedload
 
-from admin_api.core.errors import error_response
+from admin_api.core.errors import Forbidden, Unauthorized, error_response
 from admin_api.extensions import db, jwt
 
 MIN_PASSWORD_LENGTH = 12
@@ -153,6 +154,18 @@ def _token_user_statement():
 
 
 _TOKEN_USER = None
+TOKEN_TYPES = ("access", "refresh")
+
+
+def _well_formed(payload: dict) -> bool:
+    """The claims every token we issue has: a known type, an expiry, a jti that fits the revocation list.
+
+    The signature already proves we issued it; this refuses anything else that
+    a leaked key could sign (a token without `exp` would never expire).
+    """
+    jti = payload.get("jti")
+    return (payload.get("type") in TOKEN_TYPES and isinstance(payload.get("exp"), (int, float))
+            and isinstance(jti, str) and 0 < len(jti) <= 64)
 
 
 def load_token_user(payload: dict):
@@ -162,6 +175,8 @@ def load_token_user(payload: dict):
     every worker sees a revocation, a disable or a tenant delete at once.
     """
     global _TOKEN_USER
+    if not _well_formed(payload):
+        return None
     try:
         user_id = uuid.UUID(str(payload.get("sub")))
     except ValueError:
@@ -220,17 +235,16 @@ def register_jwt_callbacks() -> None:
 
 
 def auth_required(*, allow_password_change: bool = False, refresh: bool = False, any_type: bool = False):
-    """jwt_required (access tokens; refresh ones with refresh=True; either with any_type), plus: a must-change-password token opens only the endpoints that allow it."""
-    from functools import wraps
-
-    from flask_jwt_extended import jwt_required
-
-    from admin_api.core.errors import Forbidden
+    """jwt_required (access tokens; refresh ones with refresh=True; either with any_type), plus: a
+    must-change-password token opens only the endpoints that allow it."""
 
     def decorator(view):
         @wraps(view)
         def wrapper(*args, **kwargs):
-            if current_claims().get("pwd_change") and not allow_password_change:
+            claims = current_claims()
+            if not (refresh or any_type) and claims.get("type") != "access":
+                raise Unauthorized("Not an access token.")  # flask-jwt-extended only refuses refresh tokens here
+            if claims.get("pwd_change") and not allow_password_change:
                 raise Forbidden("You must change your password first: POST /api/v1/auth/change-password.")
             return view(*args, **kwargs)
 
