@@ -1,6 +1,7 @@
 """admin_api: the administration back end of a multi-tenant SaaS platform."""
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -41,6 +42,7 @@ def create_app(config: dict | None = None) -> Flask:
     register_blueprints(app)
     register_error_handlers(app)
     register_logging(app)
+    log_config_problems(app)
     register_commands(app)
     return app
 
@@ -50,6 +52,13 @@ def refuse_fatal_config(app: Flask) -> None:
     fatal = [p for p in problems if p.severity == "error"]
     if fatal and app.config["APP_ENV"] == "production":
         raise SystemExit("refusing to start: " + "; ".join(f"{p.key}: {p.message}" for p in fatal))
+
+
+def log_config_problems(app: Flask) -> None:
+    """Every insecure or broken setting, logged once at start-up (not in tests)."""
+    if not app.config["TESTING"]:
+        for problem in validate_config(app.config):
+            logging.getLogger("admin_api.config").warning("config %s: %s", problem.key, problem.message)
 
 
 def _api_settings(app: Flask) -> None:
@@ -82,9 +91,10 @@ def _api_settings(app: Flask) -> None:
 
 
 def _engine_options(url: str) -> dict:
+    # hide_parameters: a database error never writes bound values (a password hash, a token hash) to the log.
     if url.startswith("sqlite"):
-        return {"connect_args": {"timeout": 30}}
-    return {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 10}
+        return {"connect_args": {"timeout": 30}, "hide_parameters": True}
+    return {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 10, "hide_parameters": True}
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -154,9 +164,11 @@ def register_error_handlers(app: Flask) -> None:
 
 
 def register_logging(app: Flask) -> None:
+    from admin_api.core.http import register_http_conventions
     from admin_api.core.requestlog import register_request_log
 
     register_request_log(app)
+    register_http_conventions(app)
 
 
 def register_commands(app: Flask) -> None:

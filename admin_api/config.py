@@ -5,7 +5,9 @@ and stops start-up when a problem is fatal (severity "error" in production).
 """
 from __future__ import annotations
 
+import json
 import os
+import secrets
 from dataclasses import dataclass
 
 DEV_SECRET = "dev-insecure-secret-change-me-before-production"
@@ -72,8 +74,49 @@ def load_config(app, overrides: dict | None) -> None:
     for key, value in (overrides or {}).items():
         app.config[key] = value
         sources[key] = "override"
+    use_generated_secrets(app, sources)
     app.config["CONFIG_SOURCES"] = sources
     derive_settings(app)
+
+
+GENERATED_SECRETS_FILE = "generated_secrets.json"
+
+
+def use_generated_secrets(app, sources: dict[str, str]) -> None:
+    """Outside production, secrets nobody set are random ones kept in the instance folder, never the built-in one.
+
+    The built-in value is public (it is in this file): tokens signed with it
+    could be forged by anyone. Production refuses to start without real ones
+    (several servers must share them, so none may be made up on the spot).
+    """
+    if app.config["APP_ENV"] == "production":
+        return
+    unset = [key for key in ("SECRET_KEY", "JWT_SECRET_KEY") if app.config[key] == DEV_SECRET]
+    if not unset:
+        return
+    generated = _instance_secrets(os.path.join(app.instance_path, GENERATED_SECRETS_FILE))
+    for key in unset:
+        app.config[key] = generated[key]
+        sources[key] = "generated"
+
+
+def _instance_secrets(path: str) -> dict[str, str]:
+    """Read the instance's generated secrets, making them the first time (atomically: workers start together)."""
+    if not os.path.exists(path):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        fresh = {key: secrets.token_urlsafe(48) for key in ("SECRET_KEY", "JWT_SECRET_KEY")}
+        temporary = f"{path}.{os.getpid()}.tmp"
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            json.dump(fresh, handle)
+        try:
+            os.link(temporary, path)  # fails if another process got there first: then theirs wins
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(temporary)
+    with open(path) as handle:
+        return json.load(handle)
 
 
 def derive_settings(app) -> None:

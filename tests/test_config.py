@@ -1,4 +1,6 @@
 """Configuration: defaults < instance/config.py < environment < create_app's mapping; production refuses bad secrets."""
+import logging
+
 import pytest
 
 from admin_api import create_app
@@ -71,10 +73,33 @@ def test_production_starts_with_real_secrets(instance):
     assert app.config["APP_ENV"] == "production" and not app.config["TESTING"]
 
 
-def test_development_warns_instead_of_refusing(instance):
+def test_development_never_signs_with_the_public_default_secret(instance):
+    """Secrets nobody set are random ones kept in the instance folder (0600), the same for every worker."""
     app = create_app()
-    problems = {p.key: p for p in validate_config(app.config)}
-    assert problems["SECRET_KEY"].severity == "warning" and problems["JWT_SECRET_KEY"].severity == "warning"
+    secret, jwt_secret = app.config["SECRET_KEY"], app.config["JWT_SECRET_KEY"]
+    assert DEV_SECRET not in (secret, jwt_secret) and len(secret) >= 32 and secret != jwt_secret
+    assert app.config["CONFIG_SOURCES"]["JWT_SECRET_KEY"] == "generated"
+    stored = instance / "generated_secrets.json"
+    assert stored.stat().st_mode & 0o777 == 0o600
+    again = create_app()  # another worker, or the next start
+    assert (again.config["SECRET_KEY"], again.config["JWT_SECRET_KEY"]) == (secret, jwt_secret)
+    assert "SECRET_KEY" not in {p.key for p in validate_config(app.config)}
+
+
+def test_a_set_secret_is_used_as_is(instance, monkeypatch):
+    monkeypatch.setenv("JWT_SECRET_KEY", GOOD)
+    app = create_app()
+    assert app.config["JWT_SECRET_KEY"] == GOOD and app.config["CONFIG_SOURCES"]["JWT_SECRET_KEY"] == "environment"
+
+
+def test_development_logs_its_config_problems_at_start(instance, caplog):
+    logger = logging.getLogger("admin_api")  # it does not propagate to the root logger: hook it directly
+    logger.addHandler(caplog.handler)
+    try:
+        create_app({"SECRET_KEY": "short", "LOG_LEVEL": "WARNING"})
+    finally:
+        logger.removeHandler(caplog.handler)
+    assert any(r.name == "admin_api.config" and "SECRET_KEY" in r.getMessage() for r in caplog.records)
 
 
 @pytest.mark.parametrize("overrides, key", [
