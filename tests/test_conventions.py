@@ -341,3 +341,98 @@ def test_readyz_503_when_migrations_are_behind(make_app, tmp_path):
         db.session.commit()
     body = assert_json_error(app.test_client().get("/readyz"), 503)
     assert "flask db upgrade" in body["message"]
+
+
+# --- hostile input: a clear 4xx, never a 500, nothing stored ---------------------------------
+
+def _counts(app) -> tuple[int, int]:
+    from admin_api.audit.models import AuditEvent
+    from admin_api.users.models import User
+
+    with app.app_context():
+        return tuple(db.session.scalar(select(func.count()).select_from(m)) for m in (Tenant, User, AuditEvent))
+
+
+SURROGATE_BODIES = [
+    ("/api/v1/auth/login", '{"email": "nobody@example.test", "password": "\\ud800abcdefgh"}', "password"),
+    ("/api/v1/auth/login", '{"email": "a@example.test", "password": "x", "tenant": "\\udfff"}', "tenant"),
+    ("/api/v1/tenants", '{"name": "A\\ud800", "slug": "surrogate"}', "name"),
+    ("/api/v1/users", '{"email": "s@example.test", "display_name": "\\udc00", "role": "platform_admin"}', "display_name"),
+]
+
+
+@pytest.mark.parametrize("path, raw, field", SURROGATE_BODIES)
+def test_lone_surrogates_are_422_not_500(std, client, app, path, raw, field):
+    before = _counts(app)
+    response = client.post(path, headers=std["h"]["root"], data=raw, content_type="application/json")
+    body = assert_json_error(response, 422)
+    assert field in body["errors"]
+    assert _counts(app) == before
+
+
+@pytest.mark.parametrize("depth", [20, 400, 5000])
+def test_deeply_nested_json_is_422_not_500(client, app, depth):
+    raw = '{"email": "a@b.test", "password": "x", "tenant": ' + "[" * depth + "]" * depth + "}"
+    before = _counts(app)
+    body = assert_json_error(client.post("/api/v1/auth/login", data=raw, content_type="application/json"), 422)
+    assert body["errors"]
+    assert _counts(app) == before
+
+
+@pytest.mark.parametrize("query", [{"since": "9999-12-31T23:59:59-00:01"}, {"until": "0001-01-01T00:00:00+00:01"},
+                                   {"since": "2026-12-03T18:00:00"}])  # the last: no offset
+def test_timestamps_off_the_calendar_are_422(std, client, query):
+    body = assert_json_error(client.get("/api/v1/audit-events", headers=std["h"]["alice"], query_string=query), 422)
+    assert set(body["errors"]) == set(query)
+
+
+@pytest.mark.parametrize("slug", ["acme\n", "acme\r\n", " acme", "platform"])
+def test_slugs_must_match_whole_and_platform_is_reserved(std, client, app, slug):
+    before = _counts(app)
+    response = client.post("/api/v1/tenants", headers=std["h"]["root"], json={"name": "Acme", "slug": slug})
+    assert "slug" in assert_json_error(response, 422)["errors"]
+    assert _counts(app) == before
+
+
+@pytest.mark.parametrize("field, value", [
+    ("display_name", "   "), ("display_name", "\n\t"), ("display_name", "\u202eevil"), ("display_name", "a\x1b[31mred"),
+    ("display_name", "zero\u200bwidth"), ("email", "a@exa\u200bmple.test"), ("email", "\u202ea@example.test"),
+])
+def test_invisible_characters_and_blank_names_are_refused(std, client, app, field, value):
+    body = {"email": "new@example.test", "display_name": "New", "role": "member", field: value}
+    before = _counts(app)
+    response = client.post("/api/v1/users", headers=std["h"]["alice"], json=body)
+    assert field in assert_json_error(response, 422)["errors"]
+    assert _counts(app) == before
+
+
+def test_names_are_trimmed_and_joiners_allowed(std, client):
+    response = client.post("/api/v1/users", headers=std["h"]["alice"],
+                           json={"email": "  Nima@Example.test ", "display_name": "  نیما\u200cزاده  ", "role": "member"})
+    assert response.status_code == 201
+    assert (response.json["email"], response.json["display_name"]) == ("nima@example.test", "نیما\u200cزاده")
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])
+def test_a_body_that_is_not_json_is_415(std, client, app, content_type):
+    before = _counts(app)
+    headers = {**std["h"]["root"], **({"Content-Type": content_type} if content_type else {})}
+    response = client.post("/api/v1/tenants", headers=headers, data=b'{"name": "Acme", "slug": "acme"}')
+    assert_json_error(response, 415)
+    assert _counts(app) == before
+
+
+def test_a_chunked_body_is_411_and_stores_nothing(std, client, app):
+    before = _counts(app)
+    response = client.post("/api/v1/tenants", headers={**std["h"]["root"], "Transfer-Encoding": "chunked",
+                                                       "Content-Type": "application/json"},
+                           input_stream=__import__("io").BytesIO(b'{"name": "x", "slug": "chunked"}' + b" " * 100))
+    assert_json_error(response, 411)
+    assert _counts(app) == before
+
+
+def test_not_modified_carries_the_etag(std, client):
+    path = f"/api/v1/tenants/{std['a'].id}"
+    first = client.get(path, headers=std["h"]["root"])
+    again = client.get(path, headers={**std["h"]["root"], "If-None-Match": first.headers["ETag"]})
+    assert again.status_code == 304 and again.headers["ETag"] == first.headers["ETag"]

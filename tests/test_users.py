@@ -480,3 +480,26 @@ def test_two_platform_admins_deleting_each_other_leave_one(world, make_app, monk
             User.role == "platform_admin", User.status == "active"))
     assert active == 1
     assert audit_actions(world.app, action="user.delete") == ["user.delete"]
+
+
+def test_the_database_keeps_the_last_platform_admin_even_when_the_count_is_stale(world, client, monkeypatch):
+    """The race, replayed in order: both disables counted two admins before either wrote.
+
+    The second one must still be refused. On SQLite the row lock taken by the
+    count does nothing; the guarded UPDATE decides there.
+    """
+    from admin_api.core.errors import Conflict
+    from admin_api.users import service
+
+    root, ops = world.user("root@example.test", "platform_admin"), world.user("ops@example.test", "platform_admin")
+    monkeypatch.setattr(service, "_active_platform_admins", lambda: 2)  # what both requests counted
+    assert client.delete(f"{USERS}/{ops.id}", headers=world.headers(root.email)).status_code == 204
+    with world.app.test_request_context():
+        late_actor = db.session.get(User, ops.id)  # ops's own request, which had passed authentication earlier:
+        db.session.expunge(late_actor)
+        late_actor.status = "active"  # as it was loaded then
+        with pytest.raises(Conflict):
+            service.delete_user(actor=late_actor, user_id=root.id)
+    with world.app.app_context():
+        assert db.session.get(User, root.id).status == "active"
+    assert audit_actions(world.app, action="user.delete") == ["user.delete"]

@@ -1,7 +1,7 @@
 import marshmallow as ma
 
 from admin_api.core.fields import Timestamp
-from admin_api.core.pagination import ListArgsSchema
+from admin_api.core.pagination import ListArgsSchema, sort_field
 
 
 class AuditEventSchema(ma.Schema):
@@ -20,13 +20,12 @@ class AuditEventSchema(ma.Schema):
 
 
 class AuditQueryArgsSchema(ListArgsSchema):
-    SORT_FIELDS = ("occurred_at",)
-    DEFAULT_SORT = "-occurred_at"
+    sort = sort_field("occurred_at", default="-occurred_at")
 
     tenant_id = ma.fields.UUID()
     actor_id = ma.fields.UUID()
     action = ma.fields.String(validate=ma.validate.Length(min=1, max=64))
     target_type = ma.fields.String(validate=ma.validate.Length(min=1, max=32))
     target_id = ma.fields.String(validate=ma.validate.Length(min=1, max=64))
-    since = ma.fields.AwareDateTime(default_timezone=None, metadata={"description": "RFC 3339, inclusive"})
-    until = ma.fields.AwareDateTime(metadata={"description": "RFC 3339, exclusive"})
+    since = Timestamp(metadata={"description": "RFC 3339, inclusive"})
+    until = Timestamp(metadata={"description": "RFC 3339, exclusive"})

@@ -6,9 +6,12 @@ from http import HTTPStatus
 
 import flask_smorest
 import marshmallow as ma
-from webargs.flaskparser import FlaskParser
+from flask import current_app, request
+from flask_smorest.exceptions import NotModified
+from webargs.core import missing
+from webargs.flaskparser import FlaskParser, is_json_request
 
-from admin_api.core.errors import PreconditionFailed, error_body
+from admin_api.core.errors import Invalid, PreconditionFailed, UnsupportedMediaType, error_body
 
 LIST_HEADERS = {
     "X-Total-Count": {"description": "Total number of items (react-admin).", "schema": {"type": "integer"}},
@@ -46,32 +49,65 @@ class StrictParser(FlaskParser):
     }
 
     def pre_load(self, location_data, *, schema, req, location):
-        """Refuse text with a NUL character (422), in every argument of every location.
+        """Refuse, with 422, text the database cannot store and input nested deeper than any of ours.
 
-        PostgreSQL text cannot hold U+0000: without this, such a value reached the
-        database and came back as a 500 (SQLite stored it silently).
+        PostgreSQL text cannot hold U+0000 and no database takes a lone UTF-16
+        surrogate: without this such values came back as 500s.
         """
-        if isinstance(location_data, Mapping):
-            bad = {str(key): [NUL_MESSAGE] for key in location_data
-                   if _has_nul(key) or _has_nul(location_data.get(key))}
-        else:
-            bad = {"_schema": [NUL_MESSAGE]} if _has_nul(location_data) else {}
-        if bad:
-            raise ma.ValidationError(bad)
+        problem = _input_problem(location_data)
+        if problem:
+            raise ma.ValidationError(problem)
         return location_data
+
+    def _raw_load_json(self, req):
+        """The JSON body; a body of another media type is 415 (not "missing fields"), a hostile one 422."""
+        if not is_json_request(req):
+            if req.get_data(cache=True):
+                raise UnsupportedMediaType("Send the body as JSON (Content-Type: application/json).")
+            return missing
+        try:
+            return super()._raw_load_json(req)
+        except RecursionError:
+            raise Invalid(errors={"json": [TOO_DEEP]})
 
 
 NUL_MESSAGE = "Must not contain the NUL character (U+0000)."
+SURROGATE_MESSAGE = "Must be valid Unicode text (no lone surrogates)."
+TOO_DEEP = "Nested too deeply."
+MAX_DEPTH = 16  # our bodies nest two or three levels
 
 
-def _has_nul(value) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, Mapping):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, (list, tuple)):
-        return any(_has_nul(item) for item in value)
-    return False
+def _text_problem(value: str) -> str | None:
+    if "\x00" in value:
+        return NUL_MESSAGE
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return SURROGATE_MESSAGE
+    return None
+
+
+def _input_problem(location_data) -> dict | None:
+    """Field -> [message] for the first bad value under each top-level field (iterative: no recursion to exhaust)."""
+    if not isinstance(location_data, Mapping):
+        top = [("_schema", location_data)]
+    else:
+        top = [(str(key), (key, location_data.get(key))) for key in location_data]
+    problems = {}
+    for name, value in top:
+        stack = [(value, 0)]
+        while stack and name not in problems:
+            item, depth = stack.pop()
+            if depth > MAX_DEPTH:
+                problems[name] = [TOO_DEEP]
+            elif isinstance(item, str):
+                if message := _text_problem(item):
+                    problems[name] = [message]
+            elif isinstance(item, Mapping):
+                stack.extend((part, depth + 1) for pair in item.items() for part in pair)
+            elif isinstance(item, (list, tuple)):
+                stack.extend((part, depth + 1) for part in item)
+    return problems or None
 
 
 class Blueprint(flask_smorest.Blueprint):
@@ -92,6 +128,13 @@ class Blueprint(flask_smorest.Blueprint):
 
     def _verify_check_etag(self):
         return None
+
+    def _check_not_modified(self, etag):
+        """304 Not Modified, carrying the ETag it matched (flask-smorest's has none)."""
+        if request.method in self.METHODS_CHECKING_NOT_MODIFIED and etag in request.if_none_match:
+            response = current_app.response_class(status=304)
+            response.set_etag(etag)
+            raise NotModified(response=response)
 
     def _prepare_etag_doc(self, doc, doc_info, **kwargs):
         """Document If-Match as what it is here: optional, so no 428 (flask-smorest marks it required)."""

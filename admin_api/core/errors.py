@@ -62,6 +62,11 @@ class PreconditionFailed(AppError):
     message = "The resource changed since you read it (If-Match does not match its ETag)."
 
 
+class UnsupportedMediaType(AppError):
+    code = 415
+    message = "Unsupported media type."
+
+
 class Invalid(AppError):
     code = 422
     message = "Invalid input."

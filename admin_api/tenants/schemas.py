@@ -1,9 +1,15 @@
 import marshmallow as ma
 
-from admin_api.core.fields import Timestamp
-from admin_api.core.pagination import ListArgsSchema
+from admin_api.core.fields import FullMatch, Text, Timestamp
+from admin_api.core.pagination import ListArgsSchema, sort_field
 
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{1,62}$"
+RESERVED_SLUGS = ("platform",)  # sign-in's name for the platform scope (auth.service.PLATFORM_SCOPE)
+
+
+def _not_reserved(slug: str) -> None:
+    if slug in RESERVED_SLUGS:
+        raise ma.ValidationError(f"'{slug}' is reserved.")
 
 
 class TenantSchema(ma.Schema):
@@ -17,20 +23,20 @@ class TenantSchema(ma.Schema):
 
 
 class TenantCreateSchema(ma.Schema):
-    name = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=200))
+    name = Text(required=True, validate=ma.validate.Length(min=1, max=200))
     slug = ma.fields.String(
         required=True,
-        validate=ma.validate.Regexp(SLUG_PATTERN, error="Lower-case letters, digits and '-', 2-63 characters."),
+        validate=[FullMatch(SLUG_PATTERN, error="Lower-case letters, digits and '-', 2-63 characters."), _not_reserved],
         metadata={"pattern": SLUG_PATTERN},
     )
 
 
 class TenantUpdateSchema(ma.Schema):
-    name = ma.fields.String(validate=ma.validate.Length(min=1, max=200))
+    name = Text(validate=ma.validate.Length(min=1, max=200))
 
 
 class TenantQueryArgsSchema(ListArgsSchema):
-    SORT_FIELDS = ("name", "slug", "created_at")
+    sort = sort_field("name", "slug", "created_at")
 
     status = ma.fields.String(validate=ma.validate.OneOf(["active", "deleted"]))
     q = ma.fields.String(validate=ma.validate.Length(min=1, max=200), metadata={"description": "Name or slug contains."})

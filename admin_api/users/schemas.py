@@ -1,7 +1,7 @@
 import marshmallow as ma
 
-from admin_api.core.fields import Timestamp
-from admin_api.core.pagination import ListArgsSchema
+from admin_api.core.fields import Text, Timestamp, invisible_characters
+from admin_api.core.pagination import ListArgsSchema, sort_field
 from admin_api.users.models import ROLES, USER_STATUSES
 
 
@@ -11,6 +11,8 @@ class NormalizedEmail(ma.fields.Email):
     def _deserialize(self, value, attr, data, **kwargs):
         if isinstance(value, str):
             value = value.strip().lower()
+            if invisible_characters(value):
+                raise ma.ValidationError("Must not contain control or invisible formatting characters.")
         return super()._deserialize(value, attr, data, **kwargs)
 
 
@@ -30,7 +32,7 @@ class UserSchema(ma.Schema):
 
 class UserCreateSchema(ma.Schema):
     email = NormalizedEmail(required=True, validate=ma.validate.Length(max=320))
-    display_name = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=200))
+    display_name = Text(required=True, validate=ma.validate.Length(min=1, max=200))
     role = ma.fields.String(required=True, validate=ma.validate.OneOf(ROLES))
     tenant_id = ma.fields.UUID(
         allow_none=True,
@@ -45,12 +47,12 @@ class UserCreateSchema(ma.Schema):
 
 class UserUpdateSchema(ma.Schema):
     email = NormalizedEmail(validate=ma.validate.Length(max=320))
-    display_name = ma.fields.String(validate=ma.validate.Length(min=1, max=200))
+    display_name = Text(validate=ma.validate.Length(min=1, max=200))
     role = ma.fields.String(validate=ma.validate.OneOf(ROLES))
 
 
 class UserQueryArgsSchema(ListArgsSchema):
-    SORT_FIELDS = ("email", "display_name", "created_at")
+    sort = sort_field("email", "display_name", "created_at")
 
     tenant_id = ma.fields.UUID()
     status = ma.fields.String(validate=ma.validate.OneOf(USER_STATUSES))

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, update
 
 from admin_api.core import audit
 from admin_api.core.api import check_if_match
@@ -127,7 +127,7 @@ def update_user(*, actor, user_id: uuid.UUID, changes: dict, if_match=None) -> U
     if (new_role == "platform_admin") != (user.role == "platform_admin"):
         raise Invalid(errors={"role": ["Platform admins and tenant users cannot change into each other."]})
     if user.role == "platform_admin" and new_role != user.role and _active_platform_admins() <= 1:
-        raise Conflict("This is the last active platform admin.")
+        raise Conflict(LAST_ADMIN)
     if "email" in changes and changes["email"] != user.email:
         _refuse_taken_email(user.tenant_id, changes["email"])
         user.email_key = email_key(user.tenant_id, changes["email"])
@@ -153,14 +153,39 @@ def delete_user(*, actor, user_id: uuid.UUID, if_match=None) -> None:
     if not user.is_active:
         raise Conflict("The user is already disabled.")
     if user.role == "platform_admin" and _active_platform_admins() <= 1:
-        raise Conflict("This is the last active platform admin.")
+        raise Conflict(LAST_ADMIN)
     before = snapshot(user)
-    now = utcnow()
-    user.status, user.disabled_at, user.tokens_valid_after = "disabled", now, now
-    db.session.flush()
+    if not _disable(user):
+        db.session.rollback()
+        raise Conflict("The user was disabled meanwhile, or is now the last active platform admin.")
     audit.record("user.delete", actor=actor, tenant_id=user.tenant_id, target_type="user", target_id=user.id,
                  changes=audit.diff(before, snapshot(user)))
     db.session.commit()
+
+
+LAST_ADMIN = "This is the last active platform admin."
+
+
+def _disable(user: User) -> bool:
+    """Disable the user in one UPDATE whose conditions the database checks as it writes.
+
+    Still active, and for a platform admin another one still active: on SQLite
+    the check runs under the write lock, after any concurrent disable committed
+    (the row locks of _active_platform_admins do that on PostgreSQL).
+    """
+    now = utcnow()
+    stmt = update(User).where(User.id == user.id, User.status == "active")
+    if user.role == "platform_admin":
+        others = (select(func.count()).select_from(User)
+                  .where(User.role == "platform_admin", User.status == "active", User.id != user.id))
+        stmt = stmt.where(others.scalar_subquery() > 0)
+    done = db.session.execute(
+        stmt.values(status="disabled", disabled_at=now, tokens_valid_after=now, updated_at=now,
+                    version=User.version + 1).execution_options(synchronize_session=False)
+    ).rowcount == 1
+    if done:
+        db.session.refresh(user)
+    return done
 
 
 # --- operator commands (trusted: run on the server, no actor) --------------------

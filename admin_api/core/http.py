@@ -1,0 +1,35 @@
+"""HTTP conventions for every request and response, in one place.
+
+- A request body must come with a Content-Length: a chunked body would slip
+  past MAX_CONTENT_LENGTH (werkzeug cuts it off silently), so it is refused (411).
+- Answers are `Cache-Control: no-store` unless a view says otherwise: they
+  hold accounts and tokens, which no shared or browser cache should keep.
+- A 401 says how to authenticate (`WWW-Authenticate: Bearer`, RFC 6750).
+"""
+from __future__ import annotations
+
+from flask import request
+
+from admin_api.core.errors import AppError
+
+
+class LengthRequired(AppError):
+    code = 411
+    message = "Send the body with a Content-Length (chunked request bodies are not accepted)."
+
+
+def _refuse_chunked_bodies() -> None:
+    if "chunked" in request.headers.get("Transfer-Encoding", "").lower():
+        raise LengthRequired()
+
+
+def _response_headers(response):
+    response.headers.setdefault("Cache-Control", "no-store")
+    if response.status_code == 401:
+        response.headers.setdefault("WWW-Authenticate", 'Bearer realm="admin_api"')
+    return response
+
+
+def register_http_conventions(app) -> None:
+    app.before_request(_refuse_chunked_bodies)
+    app.after_request(_response_headers)
