@@ -5,8 +5,10 @@ dry-run of draft policies, so that both always agree.
 """
 from __future__ import annotations
 
+import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import cedarpy
@@ -28,8 +30,8 @@ def schema() -> cedarpy.Schema:
 @dataclass(frozen=True)
 class Decision:
     allowed: bool
-    determining_policies: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
+    determining_policies: tuple[str, ...] = ()
+    errors: tuple[str, ...] = ()  # evaluation errors: the decision is then a deny (fail closed)
 
 
 def validate(source: str) -> list[str]:
@@ -51,11 +53,18 @@ def evaluate(*, principal: dict, action: str, resource: dict, entities: list[dic
         "resource": resource,
         "context": context or {},
     }
-    result = cedarpy.is_authorized(request, policies or _BUILTIN, entities, schema=_SCHEMA)
+    # Cedar is a pure function of the policies and these inputs, so equal questions share one answer:
+    # the JSON text of the inputs is the key (a policy set is keyed by identity: a new set, new entries).
+    decision = _decide(policies or _BUILTIN, json.dumps(request, sort_keys=True), json.dumps(entities, sort_keys=True))
+    if decision.errors:
+        log.warning("policy evaluation error on %s: %s", action, decision.errors)
+    return decision
+
+
+@lru_cache(maxsize=8192)
+def _decide(policies: cedarpy.PolicySet, request_json: str, entities_json: str) -> Decision:
+    result = cedarpy.is_authorized(json.loads(request_json), policies, json.loads(entities_json), schema=_SCHEMA)
     names = result.diagnostics.id_annotations_by_reason
-    determining = [names.get(reason, reason) for reason in result.diagnostics.reasons]
-    errors = list(result.diagnostics.errors)
-    if errors:
-        log.warning("policy evaluation error on %s: %s", action, errors)
-        return Decision(False, determining, errors)
-    return Decision(result.allowed, determining, errors)
+    determining = tuple(names.get(reason, reason) for reason in result.diagnostics.reasons)
+    errors = tuple(str(error) for error in result.diagnostics.errors)
+    return Decision(result.allowed and not errors, determining, errors)
