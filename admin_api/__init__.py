@@ -97,8 +97,16 @@ def _engine_options(url: str) -> dict:
     return {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 10, "hide_parameters": True}
 
 
+def _unicode_lower(text):
+    return text.lower() if isinstance(text, str) else text
+
+
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
-    """Foreign keys on (SQLite ignores them otherwise); WAL so several workers can share the file."""
+    """Foreign keys on (SQLite ignores them otherwise); WAL so several workers can share the file.
+
+    lower() is Python's: SQLite's folds only ASCII, so "Über" would not match "über" as it does on PostgreSQL.
+    """
+    dbapi_connection.create_function("lower", 1, _unicode_lower, deterministic=True)
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")

@@ -55,8 +55,9 @@ def create_admin(email: str, password: str | None, if_missing: bool) -> None:
               help="Total number of demo users, spread evenly over the tenants (the first of each is its tenant admin).")
 @click.option("--prefix", default="demo", show_default=True, help="Tenant slugs are PREFIX-1, PREFIX-2, ...")
 @click.option("--password", default="demo-password-2026", show_default=True, help="Password of every demo user.")
+@click.option("--allow-production", is_flag=True, help="Seed even when APP_ENV is production.")
 @with_appcontext
-def seed_demo(tenant_count: int, user_count: int, prefix: str, password: str) -> None:
+def seed_demo(tenant_count: int, user_count: int, prefix: str, password: str, allow_production: bool) -> None:
     """Fill the database with demo tenants and users (bulk inserts; one password hash reused)."""
     import re
 
@@ -68,6 +69,12 @@ def seed_demo(tenant_count: int, user_count: int, prefix: str, password: str) ->
     if not re.fullmatch(SLUG_PATTERN, f"{prefix}-{tenant_count}"):
         fail(f"--prefix {prefix!r} does not make valid tenant slugs ({prefix}-N): use lower-case letters, digits "
              f"and '-', at most {62 - len(str(tenant_count))} characters")
+    from flask import current_app
+
+    if current_app.config["APP_ENV"] == "production" and not allow_production:
+        fail("refusing to seed demo accounts (one shared, printed password) in production; "
+             "pass --allow-production if you really mean it")
+    _service_call(seed.check_demo_password, password=password)
     with click.progressbar(length=user_count, label="Inserting users") as bar:
         result = _service_call(seed.seed_demo, tenant_count=tenant_count, user_count=user_count, prefix=prefix,
                                password=password, progress=bar.update)
@@ -77,6 +84,17 @@ def seed_demo(tenant_count: int, user_count: int, prefix: str, password: str) ->
         click.echo(f"  {login['email']}  tenant {login['tenant']}  ({login['role']})")
 
 
+@click.command("purge-expired")
+@with_appcontext
+def purge_expired() -> None:
+    """Delete finished sign-in throttle windows and revocations of already expired tokens (run it daily)."""
+    from admin_api.auth import service
+
+    removed = service.purge_expired()
+    click.echo(f"Removed {removed['throttle_windows']} throttle windows and {removed['revoked_tokens']} "
+               "expired token revocations.")
+
+
 def register(app) -> None:
-    for command in (create_admin, seed_demo):
+    for command in (create_admin, seed_demo, purge_expired):
         app.cli.add_command(command)

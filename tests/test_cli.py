@@ -174,7 +174,8 @@ def test_seed_demo_refuses_bad_counts(runner, app, args):
 
 @pytest.mark.parametrize("command, options", [
     ("create-admin", ["--email", "--password", "--if-missing"]),
-    ("seed-demo", ["--tenants", "--users", "--prefix", "--password"]),
+    ("seed-demo", ["--tenants", "--users", "--prefix", "--password", "--allow-production"]),
+    ("purge-expired", []),
 ])
 def test_help(runner, app, command, options):
     result = runner.invoke(args=[command, "--help"])
@@ -189,3 +190,25 @@ def test_commands_are_listed_in_the_top_level_help(runner):
     result = runner.invoke(args=["--help"])
     assert result.exit_code == 0
     assert "create-admin" in result.stdout and "seed-demo" in result.stdout
+
+
+def test_seed_demo_sees_a_taken_slug_beyond_the_first_thousand(runner, world, app):
+    world.tenant("zq-1001")
+    result = runner.invoke(args=["seed-demo", "--prefix", "zq", "--tenants", "1001", "--users", "0"])
+    assert "zq-1001" in one_line_error(result)
+    assert count(app, Tenant) == 1
+
+
+def test_seed_demo_refuses_production_unless_asked(runner, app):
+    app.config["APP_ENV"] = "production"
+    assert "production" in one_line_error(runner.invoke(args=["seed-demo", "--tenants", "1", "--users", "2"]))
+    assert count(app, User) == 0
+    result = runner.invoke(args=["seed-demo", "--tenants", "1", "--users", "2", "--allow-production"])
+    assert result.exit_code == 0, result.output
+    assert count(app, User) == 2
+
+
+def test_seed_demo_refuses_a_weak_password_before_any_progress(runner, app):
+    result = runner.invoke(args=["seed-demo", "--tenants", "1", "--users", "2", "--password", "short"])
+    assert "password" in one_line_error(result).lower()
+    assert "Inserting" not in result.output

@@ -436,3 +436,61 @@ def test_not_modified_carries_the_etag(std, client):
     first = client.get(path, headers=std["h"]["root"])
     again = client.get(path, headers={**std["h"]["root"], "If-None-Match": first.headers["ETag"]})
     assert again.status_code == 304 and again.headers["ETag"] == first.headers["ETag"]
+
+
+# --- found by a hostile review ------------------------------------------------------------------
+
+def test_a_number_too_long_to_convert_is_422_not_500(client, app):
+    raw = '{"email": "x@example.test", "password": 1' + "0" * 4400 + "}"
+    before = _counts(app)
+    body = assert_json_error(client.post("/api/v1/auth/login", data=raw, content_type="application/json"), 422)
+    assert "json" in body["errors"]
+    assert _counts(app) == before
+
+
+def test_a_field_sent_twice_is_refused(std, client, app):
+    raw = '{"email": "dup@example.test", "display_name": "Dup", "role": "member", "role": "tenant_admin"}'
+    before = _counts(app)
+    body = assert_json_error(client.post("/api/v1/users", headers=std["h"]["alice"], data=raw,
+                                         content_type="application/json"), 422)
+    assert "role" in body["errors"]["json"][0]
+    assert _counts(app) == before
+
+
+def test_the_bearer_scheme_is_case_insensitive(std, client):
+    token = std["h"]["root"]["Authorization"].split()[1]
+    for scheme in ("bearer", "BEARER"):
+        assert client.get("/api/v1/auth/me", headers={"Authorization": f"{scheme} {token}"}).status_code == 200
+
+
+def test_if_none_match_compares_weakly(std, client):
+    path = f"/api/v1/tenants/{std['a'].id}"
+    etag = client.get(path, headers=std["h"]["root"]).headers["ETag"]
+    again = client.get(path, headers={**std["h"]["root"], "If-None-Match": f"W/{etag}"})
+    assert again.status_code == 304
+
+
+def test_a_write_that_loses_the_race_after_if_match_gets_412(std, client, app, monkeypatch):
+    """The ORM's version check fails after our own If-Match check passed: the client asked for 412, not 409."""
+    from sqlalchemy.orm.exc import StaleDataError
+
+    from admin_api.users import service
+
+    path = f"/api/v1/users/{std['people']['amy'].id}"
+    etag = client.get(path, headers=std["h"]["alice"]).headers["ETag"]
+
+    def lose_the_race(*args, **kwargs):
+        raise StaleDataError("UPDATE statement on table 'users' expected to update 1 row(s); 0 were matched.")
+
+    monkeypatch.setattr(service.audit, "record", lose_the_race)
+    response = client.patch(path, headers={**std["h"]["alice"], "If-Match": etag}, json={"display_name": "Late"})
+    assert_json_error(response, 412)
+    without = client.patch(path, headers=std["h"]["alice"], json={"display_name": "Late"})
+    assert_json_error(without, 409)
+
+
+def test_creates_document_location_and_etag(client):
+    spec = client.get("/api/openapi.json").json
+    for path in ("/api/v1/users", "/api/v1/tenants"):
+        headers = spec["paths"][path]["post"]["responses"]["201"]["headers"]
+        assert {"Location", "ETag"} <= set(headers)

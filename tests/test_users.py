@@ -503,3 +503,35 @@ def test_the_database_keeps_the_last_platform_admin_even_when_the_count_is_stale
     with world.app.app_context():
         assert db.session.get(User, root.id).status == "active"
     assert audit_actions(world.app, action="user.delete") == ["user.delete"]
+
+
+def test_full_width_and_compatibility_forms_of_an_email_are_one_address(std, client):  # C12
+    h = std["h"]["alice"]
+    first = client.post(USERS, headers=h, json={"email": "ＡＢ@example.test", "display_name": "Ab", "role": "member"})
+    assert first.status_code == 201 and first.json["email"] == "ab@example.test"
+    again = client.post(USERS, headers=h, json={"email": "ab@example.test", "display_name": "Ab", "role": "member"})
+    assert again.status_code == 409
+
+
+@pytest.mark.parametrize("q", ["Über", "über", "ÜBER", "ärger"])
+def test_search_folds_case_beyond_ascii_on_every_database(std, client, q):
+    h = std["h"]["alice"]
+    created = client.post(USERS, headers=h, json={"email": "ue@example.test", "display_name": "Überprüfung Ärger",
+                                                  "role": "member"})
+    assert created.status_code == 201
+    found = client.get(USERS, headers=h, query_string={"q": q})
+    assert [user["id"] for user in found.json] == [created.json["id"]]
+
+
+def test_the_etag_changes_when_the_user_signs_in(std, client, world):
+    path = f"{USERS}/{std['people']['amy'].id}"
+    etag = client.get(path, headers=std["h"]["alice"]).headers["ETag"]
+    world.login("amy@example.test")
+    after = client.get(path, headers={**std["h"]["alice"], "If-None-Match": etag})
+    assert after.status_code == 200 and after.headers["ETag"] != etag and after.json["last_login_at"]
+
+
+def test_a_password_of_spaces_is_refused(std, client, app):
+    response = client.post(USERS, headers=std["h"]["alice"],
+                           json={"email": "sp@example.test", "display_name": "Sp", "role": "member", "password": " " * 12})
+    assert response.status_code == 422 and "password" in response.json["errors"]

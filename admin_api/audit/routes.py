@@ -12,7 +12,8 @@ blp = Blueprint(
     "audit", __name__, url_prefix="/api/v1/audit-events",
     description=(
         "The audit log, read-only (writes answer 405). Newest first. Every change and sign-in writes one event in "
-        "the same transaction as the change. Tenant admins see their own tenant's events; `changes` never holds secrets."
+        "the same transaction as the change. Tenant admins see their own tenant's events, including those a platform operator caused in it (with the "
+        "operator's email, for accountability); `changes` never holds secrets."
     ),
 )
 

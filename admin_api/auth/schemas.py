@@ -3,12 +3,20 @@ import marshmallow as ma
 from admin_api.users.schemas import NormalizedEmail, UserSchema
 
 
+class SlugText(ma.fields.String):
+    """A slug as a person types it: slugs are lower case, so `Tenant-A` names `tenant-a`."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        return super()._deserialize(value, attr, data, **kwargs).strip().lower()
+
+
 class LoginSchema(ma.Schema):
     email = NormalizedEmail(required=True, validate=ma.validate.Length(max=320))
     password = ma.fields.String(required=True, load_only=True, validate=ma.validate.Length(min=1, max=1024))
-    tenant = ma.fields.String(
+    tenant = SlugText(
         validate=ma.validate.Length(min=1, max=63),
-        metadata={"description": "Tenant slug; needed only when the email exists in several tenants."},
+        metadata={"description": 'Tenant slug (case-insensitive), or "platform" for a platform admin; needed only '
+                                 "when the email is used in several tenants."},
     )
 
 

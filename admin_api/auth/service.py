@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
 from admin_api.auth.models import RevokedToken
@@ -14,19 +14,24 @@ from admin_api.extensions import db
 from admin_api.tenants.models import Tenant
 from admin_api.users.models import User
 
-LOGIN_FAILED = "Invalid email or password."
-
-
 PLATFORM_SCOPE = "platform"  # the `tenant` of a sign-in that means "a platform admin" (a reserved slug)
+# One answer for every failure, the ambiguous email included (telling "this email is in several tenants"
+# would confirm that it exists): the hint is part of every failed answer.
+LOGIN_FAILED = ("Invalid email or password. If your email is used in several tenants, also send `tenant` "
+                f'(the tenant\'s slug, or "{PLATFORM_SCOPE}" for a platform admin).')
+
 
 
 def _throttle_keys(email: str, address: str | None) -> dict[str, int]:
     """Per account and client address (as Auth0 does: a stranger cannot lock you out), and per address."""
     config = current_app.config
-    keys = {f"account:{address or '-'}:{email}": config["LOGIN_MAX_FAILURES_PER_ACCOUNT"]}
-    if address:
-        keys[f"address:{address}"] = config["LOGIN_MAX_FAILURES_PER_ADDRESS"]
-    return keys
+    keys = {f"address:{address}": config["LOGIN_MAX_FAILURES_PER_ADDRESS"]} if address else {}
+    keys[_account_key(email, address)] = config["LOGIN_MAX_FAILURES_PER_ACCOUNT"]
+    return keys  # the address first: once it is over its limit, no row is written for each new email it tries
+
+
+def _account_key(email: str, address: str | None) -> str:
+    return f"account:{address or '-'}:{email}"
 
 
 def _candidates(email: str, tenant_slug: str | None) -> list[User]:
@@ -43,16 +48,14 @@ def _may_sign_in(user: User) -> bool:
 
 
 def _refuse_ambiguous(email: str, password: str) -> None:
-    """Several accounts share the address: the caller must name the tenant.
+    """Several accounts share the address and no tenant was named: the usual 401, after the usual work.
 
-    Decided by the email alone, never by the password (no password oracle
-    across accounts), after the same work as any other attempt.
+    Decided by the email alone, never by the password (no password oracle across accounts).
     """
     verify_password(None, password)
     audit.record("auth.login_failed", actor_email=email, changes={"reason": "tenant required"})
     db.session.commit()
-    raise Invalid(f'This email has accounts in several tenants: name the tenant (its slug, or "{PLATFORM_SCOPE}" '
-                  "for a platform admin).", errors={"tenant": ["Required for this email."]})
+    raise Unauthorized(LOGIN_FAILED)
 
 
 def login(*, email: str, password: str, tenant: str | None = None, address: str | None = None) -> dict:
@@ -68,8 +71,8 @@ def login(*, email: str, password: str, tenant: str | None = None, address: str 
                      target_type="user" if user else None, target_id=user.id if user else None)
         db.session.commit()
         raise Unauthorized(LOGIN_FAILED)
-    account_key, *address_key = keys
-    throttle.release(clear=account_key, give_back=tuple(address_key))
+    account_key = _account_key(email, address)
+    throttle.release(clear=account_key, give_back=tuple(key for key in keys if key != account_key))
     _record_sign_in(user)
     audit.record("auth.login", actor=user, tenant_id=user.tenant_id, target_type="user", target_id=user.id)
     db.session.commit()
@@ -118,3 +121,14 @@ def revoke(*, user: User, payload: dict, refresh_token: str | None = None) -> No
         audit.record("auth.revoke", actor=user, tenant_id=user.tenant_id, target_type="user", target_id=user.id,
                      changes={"revoked": [item.get("type") for item in payloads]})
     db.session.commit()
+
+
+# --- housekeeping ------------------------------------------------------------------
+
+def purge_expired() -> dict[str, int]:
+    """Drop what can no longer matter: finished throttle windows, and revocations of tokens past their expiry
+    (an expired token is refused for its `exp` alone)."""
+    windows = throttle.purge_finished_windows()
+    revocations = db.session.execute(delete(RevokedToken).where(RevokedToken.expires_at < utcnow())).rowcount
+    db.session.commit()
+    return {"throttle_windows": windows, "revoked_tokens": revocations}

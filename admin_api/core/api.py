@@ -1,6 +1,7 @@
 """All flask-smorest customisation: our Blueprint, list arguments, totals, ETags."""
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from http import HTTPStatus
 
@@ -11,7 +12,7 @@ from flask_smorest.exceptions import NotModified
 from webargs.core import missing
 from webargs.flaskparser import FlaskParser, is_json_request
 
-from admin_api.core.errors import Invalid, PreconditionFailed, UnsupportedMediaType, error_body
+from admin_api.core.errors import AppError, Invalid, PreconditionFailed, UnsupportedMediaType, error_body
 
 LIST_HEADERS = {
     "X-Total-Count": {"description": "Total number of items (react-admin).", "schema": {"type": "integer"}},
@@ -21,6 +22,17 @@ LIST_HEADERS = {
     },
     "X-Pagination": {"description": "flask-smorest pagination metadata (JSON).", "schema": {"type": "string"}},
 }
+
+
+CREATED_HEADERS = {
+    "Location": {"description": "The URL of the new resource.", "schema": {"type": "string"}},
+    "ETag": {"description": "The new resource's ETag (for a later If-Match).", "schema": {"type": "string"}},
+}
+
+
+def created(entity, url_prefix: str):
+    """Return value for a create view: the entity, 201, and its Location and ETag."""
+    return entity, 201, {"Location": f"{url_prefix}/{entity.id}", "ETag": f'"{etag_of(entity)}"'}
 
 
 class ErrorSchema(ma.Schema):
@@ -66,9 +78,31 @@ class StrictParser(FlaskParser):
                 raise UnsupportedMediaType("Send the body as JSON (Content-Type: application/json).")
             return missing
         try:
-            return super()._raw_load_json(req)
+            return json.loads(req.get_data(cache=True).decode("utf-8"), object_pairs_hook=_refuse_duplicate_keys)
         except RecursionError:
             raise Invalid(errors={"json": [TOO_DEEP]})
+        except DuplicateKey as exc:
+            raise Invalid(errors={"json": [f"Duplicate key {exc.key!r}: send each field once."]})
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:  # not JSON at all: 400, as webargs answers
+            raise AppError("Invalid JSON body.", errors={"json": [f"Invalid JSON body: {exc}."]})
+        except ValueError:  # JSON, but a number too long to convert (Python's 4300-digit guard)
+            raise Invalid(errors={"json": ["A number in the body is too long."]})
+
+
+class DuplicateKey(ValueError):
+    def __init__(self, key: str):
+        super().__init__(key)
+        self.key = key
+
+
+def _refuse_duplicate_keys(pairs: list[tuple[str, object]]) -> dict:
+    """An object that names a field twice is ambiguous (which `role` did the client mean?): refuse it."""
+    seen = {}
+    for key, value in pairs:
+        if key in seen:
+            raise DuplicateKey(key)
+        seen[key] = value
+    return seen
 
 
 NUL_MESSAGE = "Must not contain the NUL character (U+0000)."
@@ -131,7 +165,8 @@ class Blueprint(flask_smorest.Blueprint):
 
     def _check_not_modified(self, etag):
         """304 Not Modified, carrying the ETag it matched (flask-smorest's has none)."""
-        if request.method in self.METHODS_CHECKING_NOT_MODIFIED and etag in request.if_none_match:
+        # If-None-Match compares weakly (RFC 9110 13.1.2): W/"x" matches "x".
+        if request.method in self.METHODS_CHECKING_NOT_MODIFIED and request.if_none_match.contains_weak(etag):
             response = current_app.response_class(status=304)
             response.set_etag(etag)
             raise NotModified(response=response)
@@ -155,7 +190,12 @@ class Blueprint(flask_smorest.Blueprint):
 
 
 def etag_data(entity) -> dict:
-    return {"id": str(entity.id), "version": entity.version}
+    """What an ETag covers: the row's version, and for users the sign-in time (written without a new version)."""
+    data = {"id": str(entity.id), "version": entity.version}
+    last_login_at = getattr(entity, "last_login_at", None)
+    if last_login_at is not None:
+        data["last_login_at"] = last_login_at.isoformat()
+    return data
 
 
 def etag_of(entity) -> str:

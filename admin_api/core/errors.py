@@ -9,7 +9,7 @@ from __future__ import annotations
 import http
 import logging
 
-from flask import g, jsonify
+from flask import g, jsonify, request
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import HTTPException
@@ -127,7 +127,13 @@ def handle_integrity_error(error: IntegrityError):
 
 
 def handle_stale_data(error: StaleDataError):
+    """Another request changed the row between our read and our write (the version column decided).
+
+    A client that sent If-Match asked for exactly this check: it gets 412, like a stale ETag read earlier.
+    """
     db.session.rollback()
+    if request.if_match:
+        return error_response(412, PreconditionFailed.message)
     return error_response(409, "The record was changed by another request; read it again and retry.")
 
 

@@ -71,6 +71,8 @@ def password_problems(password: str, *, email: str | None = None) -> list[str]:
         problems.append(f"Must be at least {MIN_PASSWORD_LENGTH} characters.")
     if len(password) > MAX_PASSWORD_LENGTH:
         problems.append(f"Must be at most {MAX_PASSWORD_LENGTH} characters.")
+    if not password.strip():
+        problems.append("Must not be only spaces.")
     lowered = password.lower()
     if email and lowered in {email.lower(), email.lower().split("@")[0]}:
         problems.append("Must not be your email address.")

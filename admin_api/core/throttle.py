@@ -37,26 +37,50 @@ def _count_attempt(key: str):
 
 
 def reserve(keys: dict[str, int], message: str = "Too many attempts; try again later.") -> None:
-    """Count this attempt under every key (committed at once); 429 when any key is over its limit."""
+    """Count this attempt under each key in order (committed at once); 429 at the first key over its limit.
+
+    Keys after a refusing one are not counted: an address over its limit cannot add a row per email it tries.
+    """
     window = timedelta(seconds=current_app.config["LOGIN_FAILURE_WINDOW"])
     now = utcnow()
-    waits = []
+    wait = None
     for key, limit in keys.items():
         failures, started = _count_attempt(key)
         if failures > limit:
-            waits.append((started + window - now).total_seconds())
+            wait = (started + window - now).total_seconds()
+            break
+    _purge_now_and_then()
     db.session.commit()
-    if waits:
-        raise TooManyRequests(max(waits) + 1, message)
+    if wait is not None:
+        raise TooManyRequests(wait + 1, message)
+
+
+PURGE_EVERY = 500  # attempts per process between two purges of finished windows
+_attempts_since_purge = 0
+
+
+def _purge_now_and_then() -> None:
+    global _attempts_since_purge
+    _attempts_since_purge += 1
+    if _attempts_since_purge >= PURGE_EVERY:
+        _attempts_since_purge = 0
+        purge_finished_windows()
+
+
+def purge_finished_windows() -> int:
+    """Forget the counters whose window is over (they would start afresh anyway); how many went."""
+    cutoff = utcnow() - timedelta(seconds=current_app.config["LOGIN_FAILURE_WINDOW"])
+    return db.session.execute(delete(LoginThrottle).where(LoginThrottle.window_started_at < cutoff)).rowcount
 
 
 def release(*, clear: str | None = None, give_back: tuple[str, ...] = ()) -> None:
-    """After a success: forget the failures of `clear`, and return this attempt to each `give_back` key.
+    """After a success: return this attempt to each `give_back` key, and forget the failures of `clear`.
 
-    Part of the caller's transaction (committed with its change).
+    Part of the caller's transaction (committed with its change). Rows are locked in the order `reserve`
+    counts them (the address keys first, then the account key), or two sign-ins could deadlock.
     """
-    if clear is not None:
-        db.session.execute(delete(LoginThrottle).where(LoginThrottle.key == clear))
     if give_back:
         db.session.execute(update(LoginThrottle).where(LoginThrottle.key.in_(give_back), LoginThrottle.failures > 0)
                            .values(failures=LoginThrottle.failures - 1))
+    if clear is not None:
+        db.session.execute(delete(LoginThrottle).where(LoginThrottle.key == clear))

@@ -3,7 +3,7 @@ import uuid
 from flask import request
 from flask.views import MethodView
 
-from admin_api.core.api import LIST_HEADERS, Blueprint, etag_of
+from admin_api.core.api import CREATED_HEADERS, LIST_HEADERS, Blueprint, created
 from admin_api.core.pagination import page_response
 from admin_api.core.security import auth_required, current_actor
 from admin_api.tenants import service
@@ -27,13 +27,13 @@ class Tenants(MethodView):
         return page_response(service.list_tenants(actor=current_actor(), args=args))
 
     @blp.arguments(TenantCreateSchema)
-    @blp.response(201, TenantSchema)
+    @blp.response(201, TenantSchema, headers=CREATED_HEADERS)
     @blp.error(403, "Forbidden: platform admins only")
     @blp.error(409, "Slug already taken")
     def post(self, data):
         """Create a tenant"""
         tenant = service.create_tenant(actor=current_actor(), **data)
-        return tenant, 201, {"Location": f"{blp.url_prefix}/{tenant.id}", "ETag": f'"{etag_of(tenant)}"'}
+        return created(tenant, blp.url_prefix)
 
 
 @blp.route("/<uuid:tenant_id>")

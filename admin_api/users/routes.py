@@ -3,7 +3,7 @@ import uuid
 from flask import request
 from flask.views import MethodView
 
-from admin_api.core.api import LIST_HEADERS, Blueprint, etag_of
+from admin_api.core.api import CREATED_HEADERS, LIST_HEADERS, Blueprint, created
 from admin_api.core.pagination import page_response
 from admin_api.core.security import auth_required, current_actor
 from admin_api.users import service
@@ -31,14 +31,14 @@ class Users(MethodView):
         return page_response(service.list_users(actor=current_actor(), args=args))
 
     @blp.arguments(UserCreateSchema)
-    @blp.response(201, UserSchema)
+    @blp.response(201, UserSchema, headers=CREATED_HEADERS)
     @blp.error(403, "Forbidden (e.g. a tenant admin creating a platform admin)")
     @blp.error(404, "tenant_id names a tenant you cannot see")
     @blp.error(409, "Email already used in the tenant (body names the existing user) or tenant deleted")
     def post(self, data):
         """Create a user"""
         user = service.create_user(actor=current_actor(), **data)
-        return user, 201, {"Location": f"{blp.url_prefix}/{user.id}", "ETag": f'"{etag_of(user)}"'}
+        return created(user, blp.url_prefix)
 
 
 @blp.route("/<uuid:user_id>")

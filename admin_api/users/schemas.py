@@ -1,3 +1,5 @@
+import unicodedata
+
 import marshmallow as ma
 
 from admin_api.core.fields import Text, Timestamp, invisible_characters
@@ -10,7 +12,8 @@ class NormalizedEmail(ma.fields.Email):
 
     def _deserialize(self, value, attr, data, **kwargs):
         if isinstance(value, str):
-            value = value.strip().lower()
+            # NFKC first: a full-width "ＡＢ@x" is the address "ab@x", not a look-alike second account.
+            value = unicodedata.normalize("NFKC", value).strip().lower()
             if invisible_characters(value):
                 raise ma.ValidationError("Must not contain control or invisible formatting characters.")
         return super()._deserialize(value, attr, data, **kwargs)

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
 
 from admin_api.core import audit
 from admin_api.core.db import utcnow
@@ -18,17 +19,26 @@ from admin_api.users.models import User, email_key
 BATCH = 5000
 
 
-def seed_demo(*, tenant_count: int, user_count: int, prefix: str, password: str,
-              progress: Callable[[int], None] = lambda n: None) -> dict:
+def check_demo_password(password: str) -> None:
     if problems := password_problems(password):
         raise Invalid("Password refused.", errors={"password": problems})
+
+
+def seed_demo(*, tenant_count: int, user_count: int, prefix: str, password: str,
+              progress: Callable[[int], None] = lambda n: None) -> dict:
+    check_demo_password(password)
     slugs = [f"{prefix}-{i}" for i in range(1, tenant_count + 1)]
-    if taken := db.session.scalars(select(Tenant.slug).where(Tenant.slug.in_(slugs[:1000]))).first():
-        raise Conflict(f"tenant slug {taken} exists; choose another --prefix")
+    for start in range(0, len(slugs), 1000):  # a friendly message; the unique slug index is the guarantee
+        if taken := db.session.scalars(select(Tenant.slug).where(Tenant.slug.in_(slugs[start:start + 1000]))).first():
+            raise Conflict(f"tenant slug {taken} exists; choose another --prefix")
     now = utcnow()
     tenants = [{"id": uuid.uuid4(), "name": f"Demo {slug}", "slug": slug, "status": "active", "version": 1,
                 "created_at": now, "updated_at": now} for slug in slugs]
-    db.session.execute(insert(Tenant), tenants)
+    try:
+        db.session.execute(insert(Tenant), tenants)
+    except IntegrityError:  # another seed with this prefix got there first
+        db.session.rollback()
+        raise Conflict(f"tenant slugs {prefix}-N were taken meanwhile; choose another --prefix")
     password_hash = hash_password(password)
     logins, batch = [], []
     for n in range(user_count):
