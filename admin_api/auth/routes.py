@@ -73,6 +73,7 @@ class PasswordReset(MethodView):
         "revoked; sign in with the new password. Attempts are limited per client address (429)."))
     @blp.arguments(PasswordResetSchema)
     @blp.response(204)
+    @blp.error(409, "The account was changed by another request meanwhile; try again")
     @blp.error(410, "The reset token is not (or no longer) valid")
     @blp.error(429, "Too many attempts (see Retry-After)")
     def post(self, data):
@@ -92,6 +93,7 @@ class ChangePassword(MethodView):
     @blp.arguments(ChangePasswordSchema)
     @blp.response(204)
     @blp.error(403, "Not allowed by policy")
+    @blp.error(409, "The account was changed by another request meanwhile; try again")
     @blp.error(429, "Too many wrong current passwords (see Retry-After)")
     def post(self, data):
         """Change your password"""
