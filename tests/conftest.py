@@ -165,6 +165,11 @@ class World:
         return a, b, people
 
 
+def login_status(client, email: str, password: str = PASSWORD) -> int:
+    """The status of a sign-in attempt (200 or the uniform 401)."""
+    return client.post("/api/v1/auth/login", json={"email": email, "password": password}).status_code
+
+
 def bearer(token: str) -> dict:
     return {"Authorization": f"Bearer {token}"}
 

@@ -10,7 +10,7 @@ from admin_api.audit.models import AuditEvent
 from admin_api.extensions import db
 from admin_api.tenants.models import Tenant
 from admin_api.users.models import User
-from tests.conftest import PASSWORD, audit_actions
+from tests.conftest import PASSWORD, audit_actions, login_status
 
 
 def one_line_error(result) -> str:
@@ -26,10 +26,6 @@ def one_line_error(result) -> str:
 def count(app, model, *where) -> int:
     with app.app_context():
         return db.session.scalar(select(func.count()).select_from(model).where(*where))
-
-
-def login_status(client, email: str, password: str) -> int:
-    return client.post("/api/v1/auth/login", json={"email": email, "password": password}).status_code
 
 
 # --- create-admin --------------------------------------------------------------------

@@ -9,7 +9,7 @@ from admin_api.audit.models import AuditEvent
 from admin_api.extensions import db
 from admin_api.tenants.models import Tenant
 from admin_api.users.models import User
-from tests.conftest import PASSWORD, audit_actions, in_threads, new_id
+from tests.conftest import audit_actions, in_threads, login_status, new_id
 
 TENANTS = "/api/v1/tenants"
 USERS = "/api/v1/users"
@@ -258,10 +258,6 @@ def test_rename_refusals_change_nothing(std, client, app, who, target, body, sta
 
 
 # --- soft delete and restore -------------------------------------------------------------------
-
-def login_status(client, email: str) -> int:
-    return client.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD}).status_code
-
 
 def test_platform_admin_deletes_a_tenant_and_its_users_are_locked_out(std, client, app):
     h, url = std["h"], f"{TENANTS}/{std['a'].id}"

@@ -50,6 +50,14 @@ def get_tenant(*, actor, tenant_id: uuid.UUID) -> Tenant:
     return tenant
 
 
+def _tenant_to_change(actor, tenant_id: uuid.UUID, action: str, if_match=None) -> Tenant:
+    """The tenant an action targets: visible to the actor (404), the action allowed (403), If-Match current (412)."""
+    tenant = get_tenant(actor=actor, tenant_id=tenant_id)
+    authorize(actor, action, tenant)
+    check_if_match(if_match, tenant)
+    return tenant
+
+
 def create_tenant(*, actor, name: str, slug: str) -> Tenant:
     authorize(actor, "tenants:create", PLATFORM)
     if db.session.scalar(select(Tenant.id).where(Tenant.slug == slug)) is not None:
@@ -64,9 +72,7 @@ def create_tenant(*, actor, name: str, slug: str) -> Tenant:
 
 
 def update_tenant(*, actor, tenant_id: uuid.UUID, changes: dict, if_match=None) -> Tenant:
-    tenant = get_tenant(actor=actor, tenant_id=tenant_id)
-    authorize(actor, "tenants:update", tenant)
-    check_if_match(if_match, tenant)
+    tenant = _tenant_to_change(actor, tenant_id, "tenants:update", if_match)
     before = snapshot(tenant)
     for field, value in changes.items():
         setattr(tenant, field, value)
@@ -81,9 +87,7 @@ def update_tenant(*, actor, tenant_id: uuid.UUID, changes: dict, if_match=None) 
 
 def delete_tenant(*, actor, tenant_id: uuid.UUID, if_match=None) -> None:
     """Soft delete: its users can no longer sign in, and every token issued to them so far is refused."""
-    tenant = get_tenant(actor=actor, tenant_id=tenant_id)
-    authorize(actor, "tenants:delete", tenant)
-    check_if_match(if_match, tenant)
+    tenant = _tenant_to_change(actor, tenant_id, "tenants:delete", if_match)
     now = utcnow()
     _change_status(tenant, actor=actor, action="tenant.delete", expected="active", refusal="The tenant is already deleted.",
                    status="deleted", deleted_at=now, tokens_valid_after=now)
@@ -91,9 +95,7 @@ def delete_tenant(*, actor, tenant_id: uuid.UUID, if_match=None) -> None:
 
 def restore_tenant(*, actor, tenant_id: uuid.UUID, if_match=None) -> Tenant:
     """Back to active. Users disabled on their own stay disabled; tokens from before the delete stay dead."""
-    tenant = get_tenant(actor=actor, tenant_id=tenant_id)
-    authorize(actor, "tenants:restore", tenant)
-    check_if_match(if_match, tenant)
+    tenant = _tenant_to_change(actor, tenant_id, "tenants:restore", if_match)
     _change_status(tenant, actor=actor, action="tenant.restore", expected="deleted", refusal="The tenant is not deleted.",
                    status="active", deleted_at=None)
     return tenant

@@ -59,6 +59,14 @@ def get_user(*, actor, user_id: uuid.UUID) -> User:
     return user
 
 
+def _user_to_change(actor, user_id: uuid.UUID, action: str, if_match=None) -> User:
+    """The user an action targets: visible to the actor (404), the action allowed (403), If-Match current (412)."""
+    user = get_user(actor=actor, user_id=user_id)
+    authorize(actor, action, user)
+    check_if_match(if_match, user)
+    return user
+
+
 def find_by_email(tenant_id: uuid.UUID | None, email: str) -> User | None:
     return db.session.scalar(select(User).where(User.email_key == email_key(tenant_id, email)))
 
@@ -146,9 +154,7 @@ def update_user(*, actor, user_id: uuid.UUID, changes: dict, if_match=None) -> U
 
 def delete_user(*, actor, user_id: uuid.UUID, if_match=None) -> None:
     """Soft delete: disabled, every token refused from now on."""
-    user = get_user(actor=actor, user_id=user_id)
-    authorize(actor, "users:delete", user)
-    check_if_match(if_match, user)
+    user = _user_to_change(actor, user_id, "users:delete", if_match)
     if user.id == actor.id:
         raise Conflict("You cannot delete yourself.")
     if not user.is_active:
@@ -185,10 +191,7 @@ def _disable(user: User) -> bool:
 
 def restore_user(*, actor, user_id: uuid.UUID, if_match=None) -> User:
     """Disabled -> active. It signs in again; tokens issued before it was disabled stay dead."""
-    user = get_user(actor=actor, user_id=user_id)
-    authorize(actor, "users:restore", user)
-    check_if_match(if_match, user)
-    return _restore(user, actor=actor)
+    return _restore(_user_to_change(actor, user_id, "users:restore", if_match), actor=actor)
 
 
 def _restore(user: User, *, actor) -> User:
@@ -209,8 +212,7 @@ def reset_password(*, actor, user_id: uuid.UUID, new_password: str | None = None
     Either way every token of the user dies. Returns `{user}`, plus
     `{reset_token, expires_at}` when a token was issued (shown this once).
     """
-    user = get_user(actor=actor, user_id=user_id)
-    authorize(actor, "users:reset_password", user)
+    user = _user_to_change(actor, user_id, "users:reset_password")
     return _reset_password(user, actor=actor, new_password=new_password, temporary=temporary)
 
 
@@ -235,14 +237,15 @@ def _reset_password(user: User, *, actor, new_password: str | None, temporary: b
 PLATFORM_SCOPE = "platform"  # the tenant "slug" that means "a platform admin" (reserved: no tenant may take it)
 
 
-def accounts_with_email(email: str, tenant_slug: str | None = None, *, limit: int = 2) -> list[User]:
-    """The accounts with this (normalized) email: in one tenant, on the platform, or anywhere when no slug."""
+def accounts_with_email(email: str, tenant_slug: str | None = None) -> list[User]:
+    """The accounts with this (normalized) email, at most two (enough to tell "ambiguous"): in one tenant,
+    on the platform ("platform"), or anywhere when no slug is given."""
     stmt = select(User).where(User.email == email)
     if tenant_slug == PLATFORM_SCOPE:
         stmt = stmt.where(User.tenant_id.is_(None))
     elif tenant_slug is not None:
         stmt = stmt.join(Tenant, User.tenant_id == Tenant.id).where(Tenant.slug == tenant_slug)
-    return list(db.session.scalars(stmt.limit(limit)))
+    return list(db.session.scalars(stmt.limit(2)))
 
 
 # --- operator commands (trusted: run on the server, no actor) --------------------
