@@ -96,8 +96,9 @@ def delete_tenant(*, actor, tenant_id: uuid.UUID, if_match=None) -> None:
 def restore_tenant(*, actor, tenant_id: uuid.UUID, if_match=None) -> Tenant:
     """Back to active. Users disabled on their own stay disabled; tokens from before the delete stay dead."""
     tenant = _tenant_to_change(actor, tenant_id, "tenants:restore", if_match)
+    # tokens_valid_after moves again: a sign-in that raced the delete cannot come back to life either.
     _change_status(tenant, actor=actor, action="tenant.restore", expected="deleted", refusal="The tenant is not deleted.",
-                   status="active", deleted_at=None)
+                   status="active", deleted_at=None, tokens_valid_after=utcnow())
     return tenant
 
 

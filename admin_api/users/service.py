@@ -197,7 +197,8 @@ def restore_user(*, actor, user_id: uuid.UUID, if_match=None) -> User:
 def _restore(user: User, *, actor) -> User:
     tenants.require_active_tenant(user.tenant)
     before = snapshot(user)
-    if not guarded_update(user, User.status == "disabled", status="active", disabled_at=None):
+    # tokens_valid_after moves again: a sign-in that raced the disable cannot come back to life either.
+    if not guarded_update(user, User.status == "disabled", status="active", disabled_at=None, tokens_valid_after=utcnow()):
         db.session.rollback()
         raise Conflict("The user is not disabled.")
     audit.record("user.restore", actor=actor, actor_email=OPERATOR, tenant_id=user.tenant_id, target_type="user",
