@@ -28,7 +28,9 @@ API_DESCRIPTION = """Administration API of the platform: tenants, users, audit e
   `X-Total-Count-Estimated: true`.
 * **Tenancy**: another tenant's resources answer 404, exactly like missing ones.
 * **Concurrency**: single resources carry an `ETag`; writes honour `If-Match` (412 when stale) and work without it.
-* **Deletes are soft**: users are disabled, tenants marked deleted; every change writes one audit event.
+* **Deletes are soft**: users are disabled, tenants marked deleted; both come back with `POST .../restore`.
+  Disabling a user, resetting its password or deleting its tenant revokes all its tokens at once;
+  every change writes one audit event.
 """
 
 

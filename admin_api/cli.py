@@ -95,6 +95,60 @@ def purge_expired() -> None:
                "expired token revocations.")
 
 
+@click.group("users")
+def users_group() -> None:
+    """Operator chores on accounts: restore a disabled user, reset a password."""
+
+
+TENANT_OPTION = click.option(
+    "--tenant", "tenant_slug", metavar="SLUG",
+    help='Tenant slug, when the email has accounts in several tenants ("platform" for a platform admin).')
+
+
+@users_group.command("restore")
+@click.argument("email")
+@TENANT_OPTION
+@with_appcontext
+def restore_user(email: str, tenant_slug: str | None) -> None:
+    """Restore the disabled user EMAIL (its tenant must not be deleted)."""
+    from admin_api.users import service
+
+    user = _service_call(service.restore_user_as_operator, email=email, tenant_slug=tenant_slug)
+    click.echo(f"Restored {user.email}; it can sign in again (tokens from before it was disabled stay dead).")
+
+
+@users_group.command("reset-password")
+@click.argument("email")
+@TENANT_OPTION
+@click.option("--password", help="The new password; generated and printed once when not given.")
+@click.option("--permanent", is_flag=True, help="Do not make the user change the password at its next sign-in.")
+@click.option("--token", "issue_token", is_flag=True,
+              help="Issue a one-time reset token (printed once) instead of setting a password.")
+@with_appcontext
+def reset_password(email: str, tenant_slug: str | None, password: str | None, permanent: bool, issue_token: bool) -> None:
+    """Reset the password of EMAIL; every token of that user is revoked."""
+    from admin_api.users import service
+
+    if issue_token and (password or permanent):
+        fail("--token issues a reset token: it does not go with --password or --permanent")
+    generated = password is None and not issue_token
+    if generated:
+        password = secrets.token_urlsafe(18)
+    result = _service_call(service.reset_password_as_operator, email=email, tenant_slug=tenant_slug,
+                           new_password=password, temporary=not permanent)
+    user = result["user"]
+    if issue_token:
+        click.echo(f"Reset token for {user.email}, shown only this once (valid until {result['expires_at']:%Y-%m-%dT%H:%M:%SZ}):")
+        click.echo(result["reset_token"])
+        click.echo('Use it: POST /api/v1/auth/password-reset {"token": ..., "new_password": ...}')
+        return
+    click.echo(f"Password of {user.email} reset; all its sessions are revoked.")
+    if generated:
+        click.echo(f"Its new password, shown only this once: {password}")
+    if not permanent:
+        click.echo("It must choose a new one at its next sign-in (POST /api/v1/auth/change-password).")
+
+
 def register(app) -> None:
-    for command in (create_admin, seed_demo, purge_expired):
+    for command in (create_admin, seed_demo, purge_expired, users_group):
         app.cli.add_command(command)

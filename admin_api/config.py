@@ -32,7 +32,7 @@ DEFAULTS: dict[str, object] = {
     "PASSWORD_HASH_TIME_COST": 3,
     "PASSWORD_HASH_MEMORY_COST": 65536,  # KiB
     "PASSWORD_HASH_PARALLELISM": 4,
-    "RESET_TOKEN_TTL": 3600,
+    "RESET_TOKEN_TTL": 3600,  # seconds a password reset token works
     "INVITATION_TTL": 7 * 24 * 3600,
     "PROXY_FIX_HOPS": 0,  # trusted reverse proxies in front of gunicorn
     "COUNT_ESTIMATE_THRESHOLD": 100_000,  # rows above which unfiltered totals are estimated
@@ -163,6 +163,8 @@ def validate_config(config) -> list[Problem]:
         problems.append(Problem("DATABASE_URL", "warning", "SQLite in production: use PostgreSQL"))
     if not 60 <= config["JWT_ACCESS_TOKEN_EXPIRES"] <= 24 * 3600:
         problems.append(Problem("JWT_ACCESS_TOKEN_EXPIRES", severity, "access token lifetime should be 60 s to 24 h"))
+    if not 60 <= config["RESET_TOKEN_TTL"] <= 7 * 24 * 3600:
+        problems.append(Problem("RESET_TOKEN_TTL", severity, "password reset tokens should live 60 s to 7 days"))
     if config["JWT_REFRESH_TOKEN_EXPIRES"] <= config["JWT_ACCESS_TOKEN_EXPIRES"]:
         problems.append(Problem("JWT_REFRESH_TOKEN_EXPIRES", "error", "refresh tokens must outlive access tokens"))
     if "*" in config["CORS_ORIGINS"]:

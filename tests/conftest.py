@@ -165,6 +165,11 @@ class World:
         return a, b, people
 
 
+def login_status(client, email: str, password: str = PASSWORD) -> int:
+    """The status of a sign-in attempt (200 or the uniform 401)."""
+    return client.post("/api/v1/auth/login", json={"email": email, "password": password}).status_code
+
+
 def bearer(token: str) -> dict:
     return {"Authorization": f"Bearer {token}"}
 
@@ -196,3 +201,22 @@ def audit_actions(app, **filters) -> list[str]:
 
 def new_id() -> str:
     return str(uuid.uuid4())
+
+
+def in_threads(count: int, make_app, fn) -> list:
+    """fn(client) in `count` threads at once, each with an app instance of its own (another worker); the results."""
+    import threading
+
+    clients = [make_app().test_client() for _ in range(count)]  # built first: building apps is not thread-safe
+    start, results = threading.Barrier(count), []
+
+    def run(client):
+        start.wait(timeout=10)
+        results.append(fn(client))
+
+    threads = [threading.Thread(target=run, args=(client,)) for client in clients]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return results

@@ -1,10 +1,10 @@
-"""Sign in, refresh, revoke, me; throttling; uniform failures (C05-C09, C13)."""
+"""Sign in, refresh, revoke, me; password reset and change; throttling; uniform failures (C05-C09, C11, C13)."""
 import time
 
 import jwt as pyjwt
 import pytest
 
-from tests.conftest import PASSWORD, audit_actions, bearer
+from tests.conftest import PASSWORD, audit_actions, bearer, in_threads, login_status
 
 
 def test_login_returns_tokens_and_user(world, client):
@@ -316,30 +316,12 @@ def test_successful_sign_ins_do_not_use_up_the_address_budget(world, client, app
         assert client.post("/api/v1/auth/login", json={"email": "alice@example.test", "password": PASSWORD}).status_code == 200
 
 
-def _in_threads(count: int, make_app, fn) -> list:
-    import threading
-
-    clients = [make_app().test_client() for _ in range(count)]  # built first: building apps is not thread-safe
-    start, results = threading.Barrier(count), []
-
-    def run(client):
-        start.wait(timeout=10)
-        results.append(fn(client))
-
-    threads = [threading.Thread(target=run, args=(client,)) for client in clients]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return results
-
-
 def test_parallel_guesses_cannot_outrun_the_limit(world, make_app, monkeypatch):
     """The attempt is counted before the slow hash: 12 parallel guesses, limit 3, at most 3 hashes."""
     world.user("alice@example.test", "platform_admin")
     calls = _count_hashes(monkeypatch)
     monkeypatch.setitem(world.app.config, "LOGIN_MAX_FAILURES_PER_ACCOUNT", 3)
-    statuses = _in_threads(12, lambda: make_app(LOGIN_MAX_FAILURES_PER_ACCOUNT=3), lambda c: c.post(
+    statuses = in_threads(12, lambda: make_app(LOGIN_MAX_FAILURES_PER_ACCOUNT=3), lambda c: c.post(
         "/api/v1/auth/login", json={"email": "alice@example.test", "password": "a parallel guess"}).status_code)
     assert sorted(statuses) == [401] * 3 + [429] * 9
     assert len(calls) == 3
@@ -353,7 +335,7 @@ def test_parallel_sign_ins_of_one_user_all_succeed(world, make_app):
     """
     world.user("alice@example.test", "platform_admin")
     limit = world.app.config["LOGIN_MAX_FAILURES_PER_ACCOUNT"]
-    statuses = _in_threads(limit, make_app, lambda c: c.post(
+    statuses = in_threads(limit, make_app, lambda c: c.post(
         "/api/v1/auth/login", json={"email": "alice@example.test", "password": PASSWORD}).status_code)
     assert statuses == [200] * limit
 
@@ -361,7 +343,7 @@ def test_parallel_sign_ins_of_one_user_all_succeed(world, make_app):
 def test_parallel_revokes_of_one_token_write_one_event(world, make_app, app):
     world.user("alice@example.test", "platform_admin")
     token = world.login("alice@example.test")["access_token"]
-    statuses = _in_threads(5, make_app, lambda c: c.post("/api/v1/auth/revoke", headers=bearer(token), json={}).status_code)
+    statuses = in_threads(5, make_app, lambda c: c.post("/api/v1/auth/revoke", headers=bearer(token), json={}).status_code)
     assert statuses.count(204) >= 1 and set(statuses) <= {204, 401}
     assert audit_actions(app, action="auth.revoke") == ["auth.revoke"]
 
@@ -449,3 +431,271 @@ def test_the_tenant_slug_of_a_sign_in_is_case_insensitive(world, client):
     response = client.post("/api/v1/auth/login", json={"email": "sam@example.test", "password": PASSWORD,
                                                        "tenant": " Tenant-B "})
     assert response.status_code == 200 and response.json["user"]["tenant_id"] == str(b.id)
+
+
+# --- password reset with a one-time token (C07, C11) -------------------------------------------
+
+RESET = "/api/v1/auth/password-reset"
+CHANGE = "/api/v1/auth/change-password"
+FIRST, SECOND = "the first new passphrase", "the second new passphrase"
+
+
+def issue_reset_token(client, admin_headers, user_id) -> str:
+    response = client.post(f"/api/v1/users/{user_id}/reset-password", headers=admin_headers, json={})
+    assert response.status_code == 200, response.json
+    return response.json["reset_token"]
+
+
+def credentials(app, user_id) -> tuple:
+    """What a refused reset or change must leave as it was: the user's credentials, reset tokens, audit events."""
+    from sqlalchemy import func, select
+
+    from admin_api.audit.models import AuditEvent
+    from admin_api.extensions import db
+    from admin_api.users.models import PasswordResetToken, User
+
+    with app.app_context():
+        user = db.session.get(User, user_id)
+        resets = db.session.execute(select(PasswordResetToken.token_digest, PasswordResetToken.expires_at)).all()
+        events = db.session.scalar(select(func.count()).select_from(AuditEvent))
+        return user.password_hash, user.must_change_password, user.tokens_valid_after, user.version, resets, events
+
+
+def test_a_reset_token_works_once(std, client, app):  # C11
+    amy = std["people"]["amy"]
+    token = issue_reset_token(client, std["h"]["alice"], amy.id)
+    assert client.post(RESET, json={"token": token, "new_password": FIRST}).status_code == 204
+    assert login_status(client, amy.email) == 401
+    assert login_status(client, amy.email, FIRST) == 200
+    before = credentials(app, amy.id)
+    replay = client.post(RESET, json={"token": token, "new_password": SECOND})
+    assert replay.status_code == 410 and replay.json["code"] == 410
+    assert credentials(app, amy.id) == before
+    assert login_status(client, amy.email, FIRST) == 200 and login_status(client, amy.email, SECOND) == 401
+    events = client.get("/api/v1/audit-events", headers=std["h"]["root"], query_string={"action": "auth.password_reset"}).json
+    assert len(events) == 1 and events[0]["actor_id"] == str(amy.id) and events[0]["target_id"] == str(amy.id)
+    assert FIRST not in str(events) and token not in str(events)
+
+
+def test_a_newer_reset_token_kills_the_older_one(std, client, app):  # C11
+    amy = std["people"]["amy"]
+    first = issue_reset_token(client, std["h"]["alice"], amy.id)
+    second = issue_reset_token(client, std["h"]["alice"], amy.id)
+    before = credentials(app, amy.id)
+    assert client.post(RESET, json={"token": first, "new_password": FIRST}).status_code == 410
+    assert credentials(app, amy.id) == before
+    assert client.post(RESET, json={"token": second, "new_password": SECOND}).status_code == 204
+    assert login_status(client, amy.email, SECOND) == 200
+
+
+def _expire_reset_tokens(app) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from admin_api.core.db import utcnow
+    from admin_api.extensions import db
+    from admin_api.users.models import PasswordResetToken
+
+    with app.app_context():
+        db.session.execute(update(PasswordResetToken).values(expires_at=utcnow() - timedelta(seconds=1)))
+        db.session.commit()
+
+
+@pytest.mark.parametrize("spoiler", ["unknown", "expired", "disabled", "disabled then restored", "tenant deleted",
+                                     "tenant deleted then restored", "password changed", "temporary password set"])
+def test_every_unusable_reset_token_gets_the_same_410(std, client, app, spoiler):
+    amy, h = std["people"]["amy"], std["h"]
+    token = issue_reset_token(client, h["alice"], amy.id)
+    if spoiler == "unknown":
+        token = token[:-4] + "AAAA"
+    elif spoiler == "expired":
+        _expire_reset_tokens(app)
+    elif spoiler.startswith("disabled"):
+        assert client.delete(f"/api/v1/users/{amy.id}", headers=h["alice"]).status_code == 204
+        if spoiler.endswith("restored"):
+            assert client.post(f"/api/v1/users/{amy.id}/restore", headers=h["alice"]).status_code == 200
+    elif spoiler.startswith("tenant deleted"):
+        assert client.delete(f"/api/v1/tenants/{std['a'].id}", headers=h["root"]).status_code == 204
+        if spoiler.endswith("restored"):
+            assert client.post(f"/api/v1/tenants/{std['a'].id}/restore", headers=h["root"]).status_code == 200
+    elif spoiler == "password changed":
+        amy_headers = std["world"].headers(amy.email)
+        assert client.post(CHANGE, headers=amy_headers, json={"current_password": PASSWORD, "new_password": SECOND}
+                           ).status_code == 204
+    else:
+        assert client.post(f"/api/v1/users/{amy.id}/reset-password", headers=h["root"],
+                           json={"new_password": SECOND}).status_code == 200
+    before = credentials(app, amy.id)
+    response = client.post(RESET, json={"token": token, "new_password": FIRST})
+    assert response.status_code == 410
+    assert response.json == {"code": 410, "status": "Gone", "message": response.json["message"]}
+    assert response.json["message"] == client.post(RESET, json={"token": "nonsense", "new_password": FIRST}).json["message"]
+    assert credentials(app, amy.id) == before  # nothing changed, no audit event
+    assert audit_actions(app, action="auth.password_reset") == []
+
+
+@pytest.mark.parametrize("new_password, problem", [
+    ("short", "at least"), ("password1234", "common"), ("amy@example.test", "email"), ("AMY", "at least"),
+])
+def test_a_refused_new_password_leaves_the_token_usable(std, client, app, new_password, problem):
+    amy = std["people"]["amy"]
+    token = issue_reset_token(client, std["h"]["alice"], amy.id)
+    before = credentials(app, amy.id)
+    response = client.post(RESET, json={"token": token, "new_password": new_password})
+    assert response.status_code == 422 and problem in " ".join(response.json["errors"]["new_password"])
+    assert credentials(app, amy.id) == before
+    assert client.post(RESET, json={"token": token, "new_password": FIRST}).status_code == 204
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"new_password": FIRST}, "token"), ({"token": "x"}, "new_password"), ({"token": "", "new_password": FIRST}, "token"),
+    ({"token": "x", "new_password": FIRST, "user_id": "someone"}, "user_id"), ({"token": 5, "new_password": FIRST}, "token"),
+])
+def test_password_reset_bad_bodies_are_422(std, client, app, body, field):
+    before = credentials(app, std["people"]["amy"].id)
+    response = client.post(RESET, json=body)
+    assert response.status_code == 422 and field in response.json["errors"]
+    assert credentials(app, std["people"]["amy"].id) == before
+
+
+def test_password_reset_attempts_are_throttled_per_address(std, client, app):
+    app.config["LOGIN_MAX_FAILURES_PER_ADDRESS"] = 3
+    token = issue_reset_token(client, std["h"]["alice"], std["people"]["amy"].id)
+    for n in range(3):
+        assert client.post(RESET, json={"token": f"guess-{n}", "new_password": FIRST}).status_code == 410
+    blocked = client.post(RESET, json={"token": token, "new_password": FIRST})
+    assert blocked.status_code == 429 and int(blocked.headers["Retry-After"]) > 0
+    other = client.post(RESET, json={"token": token, "new_password": FIRST}, environ_base={"REMOTE_ADDR": "198.51.100.9"})
+    assert other.status_code == 204
+
+
+def test_a_reset_token_is_no_bearer_token(std, client):  # C07
+    token = issue_reset_token(client, std["h"]["alice"], std["people"]["amy"].id)
+    for path in ("/api/v1/users", "/api/v1/auth/me", "/api/v1/tenants"):
+        assert client.get(path, headers=bearer(token)).status_code == 401
+    assert client.post("/api/v1/auth/refresh", headers=bearer(token)).status_code == 401
+    assert client.post(CHANGE, headers=bearer(token), json={"current_password": PASSWORD, "new_password": FIRST}
+                       ).status_code == 401
+
+
+def test_two_concurrent_uses_of_one_reset_token_one_wins(std, make_app, app):
+    """Both find the token usable; the conditional DELETE lets exactly one through."""
+    amy = std["people"]["amy"]
+    token = issue_reset_token(std["world"].client, std["h"]["alice"], amy.id)
+    chosen = [FIRST, SECOND]  # one each
+    statuses = in_threads(2, make_app, lambda c: c.post(RESET, json={"token": token, "new_password": chosen.pop()}).status_code)
+    assert sorted(statuses) == [204, 410]
+    assert audit_actions(app, action="auth.password_reset") == ["auth.password_reset"]
+    client = std["world"].client
+    assert sorted([login_status(client, amy.email, FIRST), login_status(client, amy.email, SECOND)]) == [200, 401]
+
+
+# --- change password -------------------------------------------------------------------------
+
+def test_change_password_revokes_every_token_of_the_caller(std, client, app):
+    world, amy = std["world"], std["people"]["amy"]
+    one, two = world.login(amy.email), world.login(amy.email)
+    response = client.post(CHANGE, headers=bearer(one["access_token"]),
+                           json={"current_password": PASSWORD, "new_password": FIRST})
+    assert response.status_code == 204 and response.get_data() == b""
+    for tokens in (one, two):  # the caller's own token too: it signs in again
+        assert client.get("/api/v1/auth/me", headers=bearer(tokens["access_token"])).status_code == 401
+        assert client.post("/api/v1/auth/refresh", headers=bearer(tokens["refresh_token"])).status_code == 401
+    assert login_status(client, amy.email) == 401 and login_status(client, amy.email, FIRST) == 200
+    [event] = client.get("/api/v1/audit-events", headers=std["h"]["root"], query_string={"action": "auth.change_password"}).json
+    assert event["actor_id"] == str(amy.id) and event["changes"] is None
+    assert client.get("/api/v1/auth/me", headers=std["h"]["alice"]).status_code == 200  # other users keep theirs
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"current_password": "not my password", "new_password": FIRST}, "current_password"),
+    ({"current_password": PASSWORD, "new_password": PASSWORD}, "new_password"),          # must differ
+    ({"current_password": PASSWORD, "new_password": "short"}, "new_password"),
+    ({"current_password": PASSWORD, "new_password": "amy@example.test"}, "new_password"),
+    ({"current_password": PASSWORD, "new_password": "password1234"}, "new_password"),
+    ({"current_password": PASSWORD}, "new_password"),
+    ({"new_password": FIRST}, "current_password"),
+    ({"current_password": PASSWORD, "new_password": FIRST, "user_id": "x"}, "user_id"),
+])
+def test_change_password_refusals_change_nothing(std, client, app, body, field):
+    amy = std["people"]["amy"]
+    before = credentials(app, amy.id)
+    response = client.post(CHANGE, headers=std["h"]["amy"], json=body)
+    assert response.status_code == 422 and field in response.json["errors"]
+    assert credentials(app, amy.id) == before
+    assert client.get("/api/v1/auth/me", headers=std["h"]["amy"]).status_code == 200  # still signed in
+
+
+def test_change_password_needs_an_access_token(std, client):
+    body = {"current_password": PASSWORD, "new_password": FIRST}
+    assert client.post(CHANGE, json=body).status_code == 401
+    refresh = std["world"].login("amy@example.test")["refresh_token"]
+    assert client.post(CHANGE, headers=bearer(refresh), json=body).status_code == 401
+
+
+def test_wrong_current_passwords_are_throttled(std, client, app):
+    app.config["LOGIN_MAX_FAILURES_PER_ACCOUNT"] = 3
+    for _ in range(3):
+        assert client.post(CHANGE, headers=std["h"]["amy"], json={"current_password": "guess guess",
+                                                                   "new_password": FIRST}).status_code == 422
+    blocked = client.post(CHANGE, headers=std["h"]["amy"], json={"current_password": PASSWORD, "new_password": FIRST})
+    assert blocked.status_code == 429 and int(blocked.headers["Retry-After"]) > 0
+    assert login_status(client, "amy@example.test") == 200  # the password did not change
+    # Another account is not affected.
+    assert client.post(CHANGE, headers=std["h"]["bea"], json={"current_password": PASSWORD,
+                                                              "new_password": FIRST}).status_code == 204
+
+
+# --- C08: old tokens do not survive logout, reset, disable, tenant delete ---------------------
+
+def test_old_tokens_survive_nothing(std, client):  # C08
+    world, h, alice = std["world"], std["h"], std["people"]["alice"]
+    a1, a2 = world.login(alice.email), world.login(alice.email)
+    assert client.post("/api/v1/auth/revoke", headers=bearer(a1["access_token"]), json={}).status_code == 204
+    assert client.get("/api/v1/users", headers=bearer(a1["access_token"])).status_code == 401
+    assert client.get("/api/v1/users", headers=bearer(a2["access_token"])).status_code == 200
+    issue_reset_token(client, h["root"], alice.id)  # an admin reset
+    assert client.get("/api/v1/users", headers=bearer(a2["access_token"])).status_code == 401
+    assert client.post("/api/v1/auth/refresh", headers=bearer(a2["refresh_token"])).status_code == 401
+    a3 = world.login(alice.email)
+    assert client.delete(f"/api/v1/users/{alice.id}", headers=h["root"]).status_code == 204  # disable alice
+    assert client.get("/api/v1/auth/me", headers=bearer(a3["access_token"])).status_code == 401
+    assert client.post("/api/v1/auth/refresh", headers=bearer(a3["refresh_token"])).status_code == 401
+    refused = client.post("/api/v1/auth/login", json={"email": alice.email, "password": PASSWORD})
+    assert refused.status_code == 401 and refused.json["message"].startswith("Invalid email or password.")
+    amy = world.login("amy@example.test")
+    assert client.delete(f"/api/v1/tenants/{std['a'].id}", headers=h["root"]).status_code == 204  # delete tenant-a
+    for token in (amy["access_token"], h["amy"]["Authorization"].split()[1]):
+        assert client.get("/api/v1/auth/me", headers=bearer(token)).status_code == 401
+    assert client.post("/api/v1/auth/refresh", headers=bearer(amy["refresh_token"])).status_code == 401
+    assert client.post(f"/api/v1/tenants/{std['a'].id}/restore", headers=h["root"]).status_code == 200  # restore both
+    assert client.post(f"/api/v1/users/{alice.id}/restore", headers=h["root"]).status_code == 200
+    assert login_status(client, alice.email) == 200 and login_status(client, "amy@example.test") == 200
+    for token in (a2["access_token"], a3["access_token"], amy["access_token"]):
+        assert client.get("/api/v1/auth/me", headers=bearer(token)).status_code == 401
+    for token in (a2["refresh_token"], a3["refresh_token"], amy["refresh_token"]):
+        assert client.post("/api/v1/auth/refresh", headers=bearer(token)).status_code == 401
+
+
+@pytest.mark.parametrize("action", ["disable", "admin reset", "temporary password", "tenant delete", "change password"])
+def test_another_worker_refuses_the_old_token_on_the_very_next_request(std, make_app, action):
+    """One app instance makes the change; another one, on the same database, refuses the old tokens at once."""
+    first, second = make_app().test_client(), make_app().test_client()
+    amy, h = std["people"]["amy"], std["h"]
+    old = std["world"].login(amy.email)
+    assert second.get("/api/v1/auth/me", headers=bearer(old["access_token"])).status_code == 200  # warm: it was valid
+    if action == "disable":
+        response = first.delete(f"/api/v1/users/{amy.id}", headers=h["alice"])
+    elif action == "admin reset":
+        response = first.post(f"/api/v1/users/{amy.id}/reset-password", headers=h["alice"], json={})
+    elif action == "temporary password":
+        response = first.post(f"/api/v1/users/{amy.id}/reset-password", headers=h["alice"], json={"new_password": FIRST})
+    elif action == "tenant delete":
+        response = first.delete(f"/api/v1/tenants/{std['a'].id}", headers=h["root"])
+    else:
+        response = first.post(CHANGE, headers=h["amy"], json={"current_password": PASSWORD, "new_password": FIRST})
+    assert response.status_code in (200, 204), response.get_json()
+    assert second.get("/api/v1/auth/me", headers=bearer(old["access_token"])).status_code == 401
+    assert second.post("/api/v1/auth/refresh", headers=bearer(old["refresh_token"])).status_code == 401
+    assert second.get("/api/v1/auth/me", headers=h["bob"]).status_code == 200  # others are untouched

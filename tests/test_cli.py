@@ -1,4 +1,4 @@
-"""Operator commands: flask create-admin, flask seed-demo."""
+"""Operator commands: flask create-admin, flask seed-demo, flask users restore / reset-password."""
 from __future__ import annotations
 
 import re
@@ -10,7 +10,7 @@ from admin_api.audit.models import AuditEvent
 from admin_api.extensions import db
 from admin_api.tenants.models import Tenant
 from admin_api.users.models import User
-from tests.conftest import PASSWORD, audit_actions
+from tests.conftest import PASSWORD, audit_actions, login_status
 
 
 def one_line_error(result) -> str:
@@ -26,10 +26,6 @@ def one_line_error(result) -> str:
 def count(app, model, *where) -> int:
     with app.app_context():
         return db.session.scalar(select(func.count()).select_from(model).where(*where))
-
-
-def login_status(client, email: str, password: str) -> int:
-    return client.post("/api/v1/auth/login", json={"email": email, "password": password}).status_code
 
 
 # --- create-admin --------------------------------------------------------------------
@@ -176,9 +172,11 @@ def test_seed_demo_refuses_bad_counts(runner, app, args):
     ("create-admin", ["--email", "--password", "--if-missing"]),
     ("seed-demo", ["--tenants", "--users", "--prefix", "--password", "--allow-production"]),
     ("purge-expired", []),
+    ("users restore", ["EMAIL", "--tenant"]),
+    ("users reset-password", ["EMAIL", "--tenant", "--password", "--permanent", "--token"]),
 ])
 def test_help(runner, app, command, options):
-    result = runner.invoke(args=[command, "--help"])
+    result = runner.invoke(args=[*command.split(), "--help"])
     assert result.exit_code == 0
     assert result.stdout.startswith("Usage:") and command in result.stdout.splitlines()[0]
     for option in options:
@@ -189,7 +187,7 @@ def test_help(runner, app, command, options):
 def test_commands_are_listed_in_the_top_level_help(runner):
     result = runner.invoke(args=["--help"])
     assert result.exit_code == 0
-    assert "create-admin" in result.stdout and "seed-demo" in result.stdout
+    assert "create-admin" in result.stdout and "seed-demo" in result.stdout and "users" in result.stdout
 
 
 def test_seed_demo_sees_a_taken_slug_beyond_the_first_thousand(runner, world, app):
@@ -212,3 +210,89 @@ def test_seed_demo_refuses_a_weak_password_before_any_progress(runner, app):
     result = runner.invoke(args=["seed-demo", "--tenants", "1", "--users", "2", "--password", "short"])
     assert "password" in one_line_error(result).lower()
     assert "Inserting" not in result.output
+
+
+
+
+# --- users restore / reset-password --------------------------------------------------------------
+
+def test_users_restore(runner, world, client, app):
+    a = world.tenant("tenant-a")
+    world.user("dan@example.test", "member", a, status="disabled")
+    result = runner.invoke(args=["users", "restore", "Dan@Example.test"])
+    assert result.exit_code == 0, result.output
+    assert "Restored dan@example.test" in result.stdout
+    assert login_status(client, "dan@example.test", PASSWORD) == 200
+    with app.app_context():
+        [event] = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "user.restore")).all()
+        assert event.actor_email == "cli" and event.actor_id is None and event.tenant_id == a.id
+
+
+def test_users_restore_names_the_tenant_of_a_shared_email(runner, world, app):
+    a, b = world.tenant("tenant-a"), world.tenant("tenant-b")
+    world.user("sam@example.test", "member", a, status="disabled")
+    in_b = world.user("sam@example.test", "member", b, status="disabled")
+    assert "several tenants" in one_line_error(runner.invoke(args=["users", "restore", "sam@example.test"]))
+    result = runner.invoke(args=["users", "restore", "sam@example.test", "--tenant", "tenant-b"])
+    assert result.exit_code == 0, result.output
+    assert count(app, User, User.status == "active") == 1
+    assert count(app, User, User.id == in_b.id, User.status == "active") == 1
+
+
+@pytest.mark.parametrize("setup, args, mentions", [
+    ("active", ["users", "restore", "dan@example.test"], "not disabled"),
+    ("tenant deleted", ["users", "restore", "dan@example.test"], "restore it first"),
+    ("active", ["users", "restore", "nobody@example.test"], "no user"),
+    ("active", ["users", "restore", "dan@example.test", "--tenant", "tenant-b"], "no user"),
+    ("active", ["users", "restore", "not-an-email"], "email"),
+    ("disabled", ["users", "reset-password", "dan@example.test"], "restore it first"),
+    ("tenant deleted", ["users", "reset-password", "dan@example.test"], "restore it first"),
+    ("active", ["users", "reset-password", "dan@example.test", "--password", "short"], "password"),
+    ("active", ["users", "reset-password", "dan@example.test", "--token", "--permanent"], "--token"),
+])
+def test_users_commands_refuse_in_one_line_and_change_nothing(runner, world, app, setup, args, mentions):
+    a = world.tenant("tenant-a", status="deleted" if setup == "tenant deleted" else "active")
+    world.user("dan@example.test", "member", a, status="disabled" if setup in ("disabled", "tenant deleted") else "active")
+    with app.app_context():
+        before = db.session.execute(select(User.status, User.password_hash, User.version)).all()
+    assert mentions in one_line_error(runner.invoke(args=args)).lower()
+    with app.app_context():
+        assert db.session.execute(select(User.status, User.password_hash, User.version)).all() == before
+    assert audit_actions(app) == []
+
+
+def test_users_reset_password_generates_a_temporary_password_shown_once(runner, world, client, app):
+    a = world.tenant("tenant-a")
+    world.user("dan@example.test", "member", a)
+    result = runner.invoke(args=["users", "reset-password", "dan@example.test"])
+    assert result.exit_code == 0, result.output
+    password = re.search(r"shown only this once: (\S+)", result.stdout).group(1)
+    assert result.stdout.count(password) == 1
+    assert login_status(client, "dan@example.test", PASSWORD) == 401
+    signed_in = client.post("/api/v1/auth/login", json={"email": "dan@example.test", "password": password})
+    assert signed_in.status_code == 200 and signed_in.json["user"]["must_change_password"] is True
+    with app.app_context():
+        [event] = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "user.reset_password")).all()
+        assert event.actor_email == "cli" and password not in str(event.changes)
+
+
+def test_users_reset_password_with_a_chosen_permanent_password(runner, world, client):
+    world.user("ops@example.test", "platform_admin")
+    chosen = "an operator-chosen passphrase"
+    result = runner.invoke(args=["users", "reset-password", "ops@example.test", "--password", chosen, "--permanent"])
+    assert result.exit_code == 0, result.output
+    assert chosen not in result.output
+    signed_in = client.post("/api/v1/auth/login", json={"email": "ops@example.test", "password": chosen})
+    assert signed_in.json["user"]["must_change_password"] is False
+
+
+def test_users_reset_password_can_issue_a_reset_token(runner, world, client):
+    world.user("ops@example.test", "platform_admin")
+    result = runner.invoke(args=["users", "reset-password", "ops@example.test", "--token"])
+    assert result.exit_code == 0, result.output
+    token = result.stdout.splitlines()[1].strip()
+    assert result.stdout.count(token) == 1
+    assert login_status(client, "ops@example.test", PASSWORD) == 200  # works until the token is used
+    chosen = "chosen through the reset token"
+    assert client.post("/api/v1/auth/password-reset", json={"token": token, "new_password": chosen}).status_code == 204
+    assert login_status(client, "ops@example.test", chosen) == 200

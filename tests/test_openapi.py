@@ -136,6 +136,16 @@ def test_real_error_bodies_match_the_document(std, client, app):
             **h["alice"], "If-Match": '"stale"'}, json={"display_name": "New"}), 412),
         ("/api/v1/tenants", "POST", client.post("/api/v1/tenants", headers=h["alice"], json={
             "name": "T", "slug": "tt"}), 403),
+        ("/api/v1/users/{user_id}/restore", "POST", client.post(f"/api/v1/users/{amy.id}/restore", headers=h["alice"]), 409),
+        ("/api/v1/users/{user_id}/reset-password", "POST", client.post(
+            f"/api/v1/users/{amy.id}/reset-password", headers=h["alice"], json={}), 200),
+        ("/api/v1/auth/password-reset", "POST", client.post("/api/v1/auth/password-reset", json={
+            "token": "not-a-token", "new_password": "a long enough passphrase"}), 410),
+        ("/api/v1/auth/change-password", "POST", client.post("/api/v1/auth/change-password", headers=h["bea"], json={
+            "current_password": "wrong password", "new_password": "a long enough passphrase"}), 422),
+        ("/api/v1/tenants/{tenant_id}", "DELETE", client.delete(f"/api/v1/tenants/{std['b'].id}", headers=h["bob"]), 403),
+        ("/api/v1/tenants/{tenant_id}/restore", "POST", client.post(f"/api/v1/tenants/{std['b'].id}/restore",
+                                                                    headers=h["root"]), 409),
     ]
     for path, method, response, status in answers:
         assert response.status_code == status, (method, path, response.json)

@@ -1,4 +1,4 @@
-"""Tenants over HTTP: list, create, read, rename (C02, C03, C16)."""
+"""Tenants over HTTP: list, create, read, rename, soft delete and restore (C02, C03, C10, C16)."""
 import json
 import uuid
 
@@ -8,17 +8,22 @@ from sqlalchemy import func, select
 from admin_api.audit.models import AuditEvent
 from admin_api.extensions import db
 from admin_api.tenants.models import Tenant
-from tests.conftest import audit_actions, new_id
+from admin_api.users.models import User
+from tests.conftest import audit_actions, in_threads, login_status, new_id
 
 TENANTS = "/api/v1/tenants"
+USERS = "/api/v1/users"
 FIELDS = {"id", "name", "slug", "status", "created_at", "updated_at", "deleted_at"}
 
 
 def db_state(app) -> tuple:
-    """Every tenant row and the number of audit events."""
+    """Every tenant row, every user's version, and the number of audit events."""
     with app.app_context():
-        rows = db.session.execute(select(Tenant.id, Tenant.name, Tenant.slug, Tenant.status, Tenant.version)).all()
-        return {row.id: tuple(row) for row in rows}, db.session.scalar(select(func.count()).select_from(AuditEvent))
+        rows = db.session.execute(select(Tenant.id, Tenant.name, Tenant.slug, Tenant.status, Tenant.version,
+                                         Tenant.deleted_at, Tenant.tokens_valid_after)).all()
+        users = dict(db.session.execute(select(User.id, User.version)).all())
+        events = db.session.scalar(select(func.count()).select_from(AuditEvent))
+        return {row.id: tuple(row) for row in rows}, users, events
 
 
 def events_of(app, action: str) -> list[AuditEvent]:
@@ -250,3 +255,153 @@ def test_rename_refusals_change_nothing(std, client, app, who, target, body, sta
     assert_refused(app, before, response, status)
     if status == 422:
         assert set(response.json["errors"]) == set(body)
+
+
+# --- soft delete and restore -------------------------------------------------------------------
+
+def test_platform_admin_deletes_a_tenant_and_its_users_are_locked_out(std, client, app):
+    h, url = std["h"], f"{TENANTS}/{std['a'].id}"
+    etag = client.get(url, headers=h["root"]).headers["ETag"]
+    response = client.delete(url, headers={**h["root"], "If-Match": etag})
+    assert response.status_code == 204 and response.get_data() == b""
+    tenant = client.get(url, headers=h["root"]).json
+    assert tenant["status"] == "deleted" and tenant["deleted_at"] is not None
+    assert slugs(client.get(TENANTS, headers=h["root"], query_string={"status": "deleted"})) == ["tenant-a"]
+    assert set(slugs(client.get(TENANTS, headers=h["root"]))) == {"tenant-a", "tenant-b"}  # still listed
+    for who in ("alice", "amy"):  # every token of the tenant: refused on the very next request
+        assert client.get("/api/v1/auth/me", headers=h[who]).status_code == 401
+        assert login_status(client, f"{who}@example.test") == 401
+    assert client.get("/api/v1/auth/me", headers=h["bob"]).status_code == 200  # another tenant: untouched
+    [event] = events_of(app, "tenant.delete")
+    assert (event.actor_id, event.target_id, event.tenant_id) == (std["people"]["root"].id, str(std["a"].id), std["a"].id)
+    assert event.changes == {"before": {"status": "active"}, "after": {"status": "deleted"}}
+
+
+@pytest.mark.parametrize("who, target, status", [
+    (None, "a", 401),
+    ("alice", "a", 403), ("amy", "a", 403),       # its own tenant: read, never delete
+    ("alice", "b", 404), ("bob", "a", 404), ("amy", "b", 404), ("root", "missing", 404),
+    ("root", "stale", 412),
+])
+def test_delete_refusals_change_nothing(std, client, app, who, target, status):
+    tenant_id = std["a"].id if target == "stale" else std[target].id if target in ("a", "b") else uuid.uuid4()
+    headers = {**std["h"].get(who, {}), **({"If-Match": '"stale"'} if target == "stale" else {})}
+    before = db_state(app)
+    assert_refused(app, before, client.delete(f"{TENANTS}/{tenant_id}", headers=headers), status)
+    assert login_status(client, "alice@example.test") == 200
+
+
+def test_deleting_a_deleted_tenant_is_409(std, client, app):
+    url = f"{TENANTS}/{std['a'].id}"
+    assert client.delete(url, headers=std["h"]["root"]).status_code == 204
+    before = db_state(app)
+    assert_refused(app, before, client.delete(url, headers=std["h"]["root"]), 409)
+    assert audit_actions(app, action="tenant.delete") == ["tenant.delete"]
+
+
+def test_restore_lets_users_sign_in_again_and_old_tokens_stay_dead(std, client, app):
+    h, url = std["h"], f"{TENANTS}/{std['a'].id}"
+    assert client.delete(url, headers=h["root"]).status_code == 204
+    response = client.post(f"{url}/restore", headers=h["root"])
+    assert response.status_code == 200, response.json
+    assert response.json["status"] == "active" and response.json["deleted_at"] is None
+    assert set(response.json) == FIELDS
+    assert response.headers["ETag"] == client.get(url, headers=h["root"]).headers["ETag"]
+    assert client.get("/api/v1/auth/me", headers=h["alice"]).status_code == 401   # issued before the delete
+    assert login_status(client, "alice@example.test") == 200
+    [event] = events_of(app, "tenant.restore")
+    assert event.changes == {"before": {"status": "deleted"}, "after": {"status": "active"}}
+    assert event.tenant_id == std["a"].id
+
+
+@pytest.mark.parametrize("who, target, status", [
+    (None, "gone", 401),
+    ("alice", "a", 403), ("amy", "a", 403),          # authorization first, whatever the state
+    ("alice", "gone", 404), ("bob", "a", 404), ("root", "missing", 404),
+    ("root", "a", 409),                               # not deleted
+    ("root", "stale", 412),
+])
+def test_restore_refusals_change_nothing(std, client, app, who, target, status):
+    gone = std["world"].tenant("gone", status="deleted")
+    ids = {"a": std["a"].id, "gone": gone.id, "stale": gone.id, "missing": uuid.uuid4()}
+    headers = {**std["h"].get(who, {}), **({"If-Match": '"stale"'} if target == "stale" else {})}
+    before = db_state(app)
+    assert_refused(app, before, client.post(f"{TENANTS}/{ids[target]}/restore", headers=headers), status)
+
+
+def test_restore_with_the_current_etag(std, client):
+    url = f"{TENANTS}/{std['a'].id}"
+    assert client.delete(url, headers=std["h"]["root"]).status_code == 204
+    etag = client.get(url, headers=std["h"]["root"]).headers["ETag"]
+    response = client.post(f"{url}/restore", headers={**std["h"]["root"], "If-Match": etag})
+    assert response.status_code == 200 and response.headers["ETag"] != etag
+
+
+def test_the_users_of_a_deleted_tenant_are_frozen_until_it_is_restored(std, client, app):
+    h, a = std["h"], std["a"]
+    dan = std["world"].user("dan@example.test", "member", a, status="disabled")
+    amy = std["people"]["amy"]
+    assert client.delete(f"{TENANTS}/{a.id}", headers=h["root"]).status_code == 204
+    refusals = [
+        ("post", USERS, {"email": "new@example.test", "display_name": "New", "role": "member", "tenant_id": str(a.id)}),
+        ("patch", f"{USERS}/{amy.id}", {"display_name": "Renamed"}),
+        ("post", f"{USERS}/{dan.id}/restore", None),
+        ("post", f"{USERS}/{amy.id}/reset-password", {}),
+        ("post", f"{USERS}/{amy.id}/reset-password", {"new_password": "a brand new passphrase"}),
+    ]
+    for method, path, body in refusals:
+        before = db_state(app)
+        response = getattr(client, method)(path, headers=h["root"], json=body)
+        assert_refused(app, before, response, 409)
+        assert "restore it first" in response.json["message"]
+    # Disabling only takes access away: allowed, so that restoring the tenant will not bring that user back.
+    assert client.delete(f"{USERS}/{amy.id}", headers=h["root"]).status_code == 204
+    assert client.post(f"{TENANTS}/{a.id}/restore", headers=h["root"]).status_code == 200
+    assert client.post(f"{USERS}/{dan.id}/restore", headers=h["root"]).status_code == 200
+    assert client.post(USERS, headers=h["root"], json={
+        "email": "new@example.test", "display_name": "New", "role": "member", "tenant_id": str(a.id)}).status_code == 201
+
+
+def test_restoring_a_tenant_does_not_resurrect_users_disabled_on_their_own(world, client, app):  # C10
+    a = world.tenant("tenant-a")
+    root = world.headers(world.user("root@example.test", "platform_admin").email)
+    u1, u2, u3 = (world.user(f"u{n}@example.test", "member", a) for n in (1, 2, 3))
+    assert client.delete(f"{USERS}/{u1.id}", headers=root).status_code == 204
+    assert client.delete(f"{TENANTS}/{a.id}", headers=root).status_code == 204
+    for user in (u1, u2, u3):
+        assert login_status(client, user.email) == 401
+    before = db_state(app)
+    assert_refused(app, before, client.post(f"{USERS}/{u1.id}/restore", headers=root), 409)
+    assert client.post(f"{TENANTS}/{a.id}/restore", headers=root).status_code == 200
+    assert [login_status(client, user.email) for user in (u1, u2, u3)] == [401, 200, 200]
+    assert client.get(f"{USERS}/{u1.id}", headers=root).json["status"] == "disabled"
+    log = client.get("/api/v1/audit-events", headers=root, query_string={"page_size": 100}).json
+    steps = [(e["action"], e["target_id"]) for e in reversed(log) if e["action"].startswith(("user.", "tenant."))]
+    assert steps == [("user.delete", str(u1.id)), ("tenant.delete", str(a.id)), ("tenant.restore", str(a.id))]
+    assert client.post(f"{USERS}/{u1.id}/restore", headers=root).status_code == 200
+    assert login_status(client, u1.email) == 200
+
+
+def test_two_deletes_of_one_tenant_make_one_change(std, make_app, app):
+    url, headers = f"{TENANTS}/{std['a'].id}", std["h"]["root"]
+    statuses = in_threads(2, make_app, lambda c: c.delete(url, headers=headers).status_code)
+    assert sorted(statuses) == [204, 409]
+    assert audit_actions(app, action="tenant.delete") == ["tenant.delete"]
+
+
+def test_the_deleted_check_reads_the_database_not_a_stale_copy(std, app):
+    """A change that loaded the tenant before a concurrent delete committed is still refused."""
+    from admin_api.tenants import service
+    from admin_api.users import service as users
+
+    with app.test_request_context():
+        actor = db.session.get(User, std["people"]["root"].id)
+        tenant = service.get_tenant(actor=actor, tenant_id=std["a"].id)
+        assert tenant.status == "active"  # what this request saw
+        other = app.test_client()  # another request deletes it now
+        assert other.delete(f"{TENANTS}/{std['a'].id}", headers=std["h"]["root"]).status_code == 204
+        with pytest.raises(service.TenantDeleted):
+            users.create_user(actor=actor, email="late@example.test", display_name="Late", role="member",
+                              tenant_id=tenant.id)
+        db.session.rollback()
+    assert audit_actions(app, action="user.create") == []

@@ -1,4 +1,4 @@
-"""Users over HTTP: list, create, read, change, soft delete (C02, C03, C12, C16)."""
+"""Users over HTTP: list, create, read, change, soft delete, restore, password reset (C02, C03, C07, C12, C16)."""
 import json
 import threading
 import uuid
@@ -8,19 +8,22 @@ from sqlalchemy import func, select
 
 from admin_api.audit.models import AuditEvent
 from admin_api.extensions import db
-from admin_api.users.models import User
-from tests.conftest import PASSWORD, audit_actions, new_id
+from admin_api.core.security import token_digest
+from admin_api.users.models import PasswordResetToken, User
+from tests.conftest import PASSWORD, audit_actions, bearer, in_threads, new_id
 
 USERS = "/api/v1/users"
 
 
 def db_state(app) -> tuple:
-    """Every user row (fields a client can see change) and the number of audit events."""
+    """Every user row (what a client sees, and its credentials), the reset tokens, and the number of audit events."""
     with app.app_context():
         rows = db.session.execute(select(User.id, User.email, User.display_name, User.role, User.status,
-                                         User.version, User.disabled_at)).all()
+                                         User.version, User.disabled_at, User.password_hash,
+                                         User.must_change_password, User.tokens_valid_after)).all()
+        resets = db.session.execute(select(PasswordResetToken.user_id, PasswordResetToken.token_digest)).all()
         events = db.session.scalar(select(func.count()).select_from(AuditEvent))
-        return {row.id: tuple(row) for row in rows}, events
+        return {row.id: tuple(row) for row in rows}, set(resets), events
 
 
 def events_of(app, action: str) -> list[AuditEvent]:
@@ -535,3 +538,184 @@ def test_a_password_of_spaces_is_refused(std, client, app):
     response = client.post(USERS, headers=std["h"]["alice"],
                            json={"email": "sp@example.test", "display_name": "Sp", "role": "member", "password": " " * 12})
     assert response.status_code == 422 and "password" in response.json["errors"]
+
+
+# --- restore ---------------------------------------------------------------------------------
+
+def login(client, email: str, password: str = PASSWORD):
+    return client.post("/api/v1/auth/login", json={"email": email, "password": password})
+
+
+def test_restore_brings_a_disabled_user_back(std, client, app):
+    h, amy = std["h"], std["people"]["amy"]
+    old_token = std["world"].login(amy.email)["access_token"]
+    assert client.delete(f"{USERS}/{amy.id}", headers=h["alice"]).status_code == 204
+    response = client.post(f"{USERS}/{amy.id}/restore", headers=h["alice"])
+    assert response.status_code == 200, response.json
+    assert response.json["status"] == "active" and response.json["disabled_at"] is None
+    assert response.headers["ETag"] == client.get(f"{USERS}/{amy.id}", headers=h["alice"]).headers["ETag"]
+    assert_no_secrets(response)
+    assert login(client, amy.email).status_code == 200
+    assert client.get("/api/v1/auth/me", headers=bearer(old_token)).status_code == 401  # issued before the disable
+    [event] = events_of(app, "user.restore")
+    assert (event.actor_id, event.target_id, event.tenant_id) == (std["people"]["alice"].id, str(amy.id), std["a"].id)
+    assert event.changes == {"before": {"status": "disabled"}, "after": {"status": "active"}}
+
+
+def test_a_platform_admin_restores_a_platform_admin(std, client):
+    ops = std["world"].user("ops@example.test", "platform_admin", status="disabled")
+    assert client.post(f"{USERS}/{ops.id}/restore", headers=std["h"]["root"]).json["status"] == "active"
+
+
+@pytest.mark.parametrize("who, target, status", [
+    (None, "dan", 401),
+    ("amy", "amy", 403),                        # a member: not its own restore either
+    ("amy", "dan", 404),                        # members see only themselves
+    ("bob", "dan", 404), ("alice", "ops", 404),  # another tenant; a platform admin
+    ("alice", "missing", 404),
+    ("alice", "amy", 409), ("root", "root", 409),  # not disabled
+    ("alice", "stale", 412),
+])
+def test_restore_refusals_change_nothing(std, client, app, who, target, status):
+    world = std["world"]
+    people = {**std["people"], "dan": world.user("dan@example.test", "member", std["a"], status="disabled"),
+              "ops": world.user("ops@example.test", "platform_admin", status="disabled")}
+    user_id = people["dan"].id if target == "stale" else people[target].id if target in people else uuid.uuid4()
+    headers = {**std["h"].get(who, {}), **({"If-Match": '"stale"'} if target == "stale" else {})}
+    before = db_state(app)
+    assert_refused(app, before, client.post(f"{USERS}/{user_id}/restore", headers=headers), status)
+
+
+def test_two_restores_of_one_user_make_one_change(std, make_app, app):
+    dan = std["world"].user("dan@example.test", "member", std["a"], status="disabled")
+    headers = std["h"]["alice"]
+    statuses = in_threads(2, make_app, lambda c: c.post(f"{USERS}/{dan.id}/restore", headers=headers).status_code)
+    assert sorted(statuses) == [200, 409]
+    assert audit_actions(app, action="user.restore") == ["user.restore"]
+
+
+# --- reset password (by an admin) ------------------------------------------------------------
+
+NEW_PASSWORD = "a brand new passphrase"
+
+
+def test_a_temporary_password_opens_only_the_password_change(std, client, app):
+    h, amy = std["h"], std["people"]["amy"]
+    before = std["world"].login(amy.email)
+    response = client.post(f"{USERS}/{amy.id}/reset-password", headers=h["alice"],
+                           json={"new_password": NEW_PASSWORD, "temporary": True})
+    assert response.status_code == 200, response.json
+    assert set(response.json) == {"user"} and response.json["user"]["must_change_password"] is True
+    assert_no_secrets(response)
+    assert NEW_PASSWORD not in response.get_data(as_text=True)
+    for token in (before["access_token"], before["refresh_token"]):  # every earlier token: dead at once
+        assert client.get("/api/v1/auth/me", headers=bearer(token)).status_code == 401
+    assert client.post("/api/v1/auth/refresh", headers=bearer(before["refresh_token"])).status_code == 401
+    assert login(client, amy.email).status_code == 401  # the old password is gone
+    signed_in = login(client, amy.email, NEW_PASSWORD)
+    assert signed_in.status_code == 200 and signed_in.json["user"]["must_change_password"] is True
+    limited = bearer(signed_in.json["access_token"])
+    assert client.get("/api/v1/auth/me", headers=limited).status_code == 200
+    refused = client.get(f"{USERS}/{amy.id}", headers=limited)
+    assert refused.status_code == 403 and "change your password" in refused.json["message"]
+    changed = client.post("/api/v1/auth/change-password", headers=limited,
+                          json={"current_password": NEW_PASSWORD, "new_password": "amy's own passphrase"})
+    assert changed.status_code == 204
+    assert client.get("/api/v1/auth/me", headers=limited).status_code == 401
+    final = login(client, amy.email, "amy's own passphrase")
+    assert final.json["user"]["must_change_password"] is False
+    assert client.get(f"{USERS}/{amy.id}", headers=bearer(final.json["access_token"])).status_code == 200
+    [event] = events_of(app, "user.reset_password")
+    assert event.actor_id == std["people"]["alice"].id and event.target_id == str(amy.id)
+    assert event.changes == {"method": "password", "temporary": True}
+
+
+def test_a_permanent_password_signs_in_fully(std, client):
+    amy = std["people"]["amy"]
+    response = client.post(f"{USERS}/{amy.id}/reset-password", headers=std["h"]["root"],
+                           json={"new_password": NEW_PASSWORD, "temporary": False})
+    assert response.status_code == 200 and response.json["user"]["must_change_password"] is False
+    token = login(client, amy.email, NEW_PASSWORD).json["access_token"]
+    assert client.get(f"{USERS}/{amy.id}", headers=bearer(token)).status_code == 200
+
+
+def test_temporary_is_the_default(std, client):
+    amy = std["people"]["amy"]
+    response = client.post(f"{USERS}/{amy.id}/reset-password", headers=std["h"]["alice"], json={"new_password": NEW_PASSWORD})
+    assert response.json["user"]["must_change_password"] is True
+
+
+def test_an_empty_body_issues_a_one_time_token_stored_as_a_digest(std, client, app):
+    from datetime import UTC, datetime, timedelta
+
+    h, amy = std["h"], std["people"]["amy"]
+    earlier = std["world"].login(amy.email)["access_token"]
+    response = client.post(f"{USERS}/{amy.id}/reset-password", headers=h["alice"], json={})
+    assert response.status_code == 200, response.json
+    assert set(response.json) == {"user", "reset_token", "expires_at"}
+    token = response.json["reset_token"]
+    expires = datetime.fromisoformat(response.json["expires_at"].replace("Z", "+00:00"))
+    assert timedelta(minutes=59) < expires - datetime.now(UTC) <= timedelta(hours=1)
+    with app.app_context():
+        [row] = db.session.scalars(select(PasswordResetToken)).all()
+        assert row.user_id == amy.id and row.token_digest == token_digest(token) != token
+        stored = str([db.session.execute(select(table)).all() for table in (User.__table__, PasswordResetToken.__table__)])
+    assert token not in stored
+    assert client.get("/api/v1/auth/me", headers=bearer(earlier)).status_code == 401  # sessions revoked
+    assert login(client, amy.email).status_code == 200  # the current password works until the reset is used
+    assert client.get(USERS, headers=bearer(token)).status_code == 401  # C07: not a bearer token
+    [event] = events_of(app, "user.reset_password")
+    assert event.changes["method"] == "reset_token" and token not in str(event.changes)
+    assert token_digest(token) not in str(event.changes)
+    again = client.get(f"{USERS}/{amy.id}", headers=h["alice"])
+    assert "reset_token" not in again.json  # shown once
+
+
+def test_no_body_at_all_issues_a_token_too(std, client):
+    response = client.post(f"{USERS}/{std['people']['amy'].id}/reset-password", headers=std["h"]["alice"])
+    assert response.status_code == 200 and response.json["reset_token"]
+
+
+def test_the_reset_token_lifetime_is_configurable(std, make_app):
+    from datetime import UTC, datetime, timedelta
+
+    client = make_app(RESET_TOKEN_TTL=120).test_client()
+    response = client.post(f"{USERS}/{std['people']['amy'].id}/reset-password", headers=std["h"]["alice"], json={})
+    expires = datetime.fromisoformat(response.json["expires_at"].replace("Z", "+00:00"))
+    assert timedelta(seconds=100) < expires - datetime.now(UTC) <= timedelta(seconds=120)
+
+
+def test_a_platform_admin_resets_a_platform_admin(std, client):
+    ops = std["world"].user("ops@example.test", "platform_admin")
+    response = client.post(f"{USERS}/{ops.id}/reset-password", headers=std["h"]["root"], json={"new_password": NEW_PASSWORD})
+    assert response.status_code == 200
+    assert login(client, ops.email, NEW_PASSWORD).status_code == 200
+
+
+@pytest.mark.parametrize("who, target, body, status", [
+    (None, "amy", {}, 401),
+    ("amy", "amy", {}, 403),                     # members do not reset, not even themselves
+    ("amy", "alice", {}, 404),
+    ("bob", "amy", {}, 404), ("alice", "bea", {}, 404),
+    ("alice", "root", {}, 404),                  # only platform admins reset a platform admin
+    ("alice", "missing", {}, 404),
+    ("alice", "dan", {}, 409), ("alice", "dan", {"new_password": NEW_PASSWORD}, 409),  # disabled: restore first
+    ("alice", "amy", {"new_password": "short"}, 422),
+    ("alice", "amy", {"new_password": "password1234"}, 422),        # common
+    ("alice", "amy", {"new_password": "AMY@example.test"}, 422),    # the email
+    ("alice", "amy", {"new_password": "x" * 257}, 422),
+    ("alice", "amy", {"new_password": None}, 422),
+    ("alice", "amy", {"temporary": True}, 422),                     # temporary what?
+    ("alice", "amy", {"new_password": NEW_PASSWORD, "temporary": "maybe"}, 422),
+    ("alice", "amy", {"password": NEW_PASSWORD}, 422),              # unknown field
+    ("alice", "amy", {"must_change_password": False}, 422),
+])
+def test_reset_refusals_change_nothing(std, client, app, who, target, body, status):
+    people = {**std["people"], "dan": std["world"].user("dan@example.test", "member", std["a"], status="disabled")}
+    user_id = people[target].id if target in people else uuid.uuid4()
+    before = db_state(app)
+    response = client.post(f"{USERS}/{user_id}/reset-password", headers=std["h"].get(who, {}), json=body)
+    assert_refused(app, before, response, status)
+    assert "reset_token" not in response.json
+    if status == 422:
+        assert set(response.json["errors"]) <= set(body) | {"new_password"}

@@ -1,7 +1,7 @@
 from flask.views import MethodView
 
 from admin_api.auth import service
-from admin_api.auth.schemas import LoginSchema, RevokeSchema, TokenSchema
+from admin_api.auth.schemas import ChangePasswordSchema, LoginSchema, PasswordResetSchema, RevokeSchema, TokenSchema
 from admin_api.core.api import Blueprint
 from admin_api.core.context import client_address
 from admin_api.core.security import auth_required, current_actor, current_claims
@@ -62,3 +62,39 @@ class Me(MethodView):
     def get(self):
         """The signed-in user"""
         return current_actor()
+
+
+@blp.route("/password-reset")
+class PasswordReset(MethodView):
+    @blp.doc(security=[], description=(
+        "Completes a reset an admin started (POST /users/{id}/reset-password with `{}`). The token works once. "
+        "Unknown, used, expired or superseded tokens, and tokens of a user disabled or of a tenant deleted since, "
+        "all get the same 410. A refused new password (422) leaves the token usable. Every token of the user is "
+        "revoked; sign in with the new password. Attempts are limited per client address (429)."))
+    @blp.arguments(PasswordResetSchema)
+    @blp.response(204)
+    @blp.error(409, "The account was changed by another request meanwhile; try again")
+    @blp.error(410, "The reset token is not (or no longer) valid")
+    @blp.error(429, "Too many attempts (see Retry-After)")
+    def post(self, data):
+        """Set a new password with a one-time reset token"""
+        service.complete_password_reset(**data, address=client_address())
+
+
+@blp.route("/change-password")
+class ChangePassword(MethodView):
+    decorators = [auth_required(allow_password_change=True)]
+
+    @blp.doc(description=(
+        "The caller's own password; also what a token from a temporary password allows. A wrong current password "
+        "is a 422 naming `current_password` (not a 401: the caller stays signed in); repeated wrong ones give 429. "
+        "The new password must differ from the current one. On success every token of the caller is revoked, the "
+        "one used for this call included: sign in again with the new password."))
+    @blp.arguments(ChangePasswordSchema)
+    @blp.response(204)
+    @blp.error(403, "Not allowed by policy")
+    @blp.error(409, "The account was changed by another request meanwhile; try again")
+    @blp.error(429, "Too many wrong current passwords (see Retry-After)")
+    def post(self, data):
+        """Change your password"""
+        service.change_password(user=current_actor(), **data)

@@ -1,6 +1,6 @@
 import marshmallow as ma
 
-from admin_api.users.schemas import NormalizedEmail, UserSchema
+from admin_api.users.schemas import NormalizedEmail, UserSchema, new_password_field
 
 
 class SlugText(ma.fields.String):
@@ -33,3 +33,14 @@ class RevokeSchema(ma.Schema):
         load_only=True, validate=ma.validate.Length(max=4096),
         metadata={"description": "A refresh token of yours to revoke as well."},
     )
+
+
+class PasswordResetSchema(ma.Schema):
+    token = ma.fields.String(required=True, load_only=True, validate=ma.validate.Length(min=1, max=256),
+                             metadata={"description": "The reset token an admin issued (POST /users/{id}/reset-password)."})
+    new_password = new_password_field(required=True)
+
+
+class ChangePasswordSchema(ma.Schema):
+    current_password = ma.fields.String(required=True, load_only=True, validate=ma.validate.Length(min=1, max=1024))
+    new_password = new_password_field(required=True)

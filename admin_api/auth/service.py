@@ -1,20 +1,21 @@
-"""Sign-in rules: throttling, uniform failures, token rotation and revocation."""
+"""Sign-in rules: throttling, uniform failures, token rotation and revocation; password reset and change."""
 from __future__ import annotations
 
 from flask import current_app
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, update
 from sqlalchemy.orm.attributes import set_committed_value
 
 from admin_api.auth.models import RevokedToken
 from admin_api.core import audit, throttle
 from admin_api.core.db import dialect_insert, utcnow
-from admin_api.core.errors import Invalid, Unauthorized
+from admin_api.core.authz import authorize
+from admin_api.core.errors import Gone, Invalid, Unauthorized
 from admin_api.core.security import decode_refresh_token, issue_tokens, token_expiry, verify_password
 from admin_api.extensions import db
-from admin_api.tenants.models import Tenant
+from admin_api.users import passwords
 from admin_api.users.models import User
+from admin_api.users.service import PLATFORM_SCOPE, accounts_with_email
 
-PLATFORM_SCOPE = "platform"  # the `tenant` of a sign-in that means "a platform admin" (a reserved slug)
 # One answer for every failure, the ambiguous email included (telling "this email is in several tenants"
 # would confirm that it exists): the hint is part of every failed answer.
 LOGIN_FAILED = ("Invalid email or password. If your email is used in several tenants, also send `tenant` "
@@ -32,15 +33,6 @@ def _throttle_keys(email: str, address: str | None) -> dict[str, int]:
 
 def _account_key(email: str, address: str | None) -> str:
     return f"account:{address or '-'}:{email}"
-
-
-def _candidates(email: str, tenant_slug: str | None) -> list[User]:
-    stmt = select(User).where(User.email == email)
-    if tenant_slug == PLATFORM_SCOPE:
-        stmt = stmt.where(User.tenant_id.is_(None))
-    elif tenant_slug is not None:
-        stmt = stmt.join(Tenant, User.tenant_id == Tenant.id).where(Tenant.slug == tenant_slug)
-    return list(db.session.scalars(stmt.limit(2)))
 
 
 def _may_sign_in(user: User) -> bool:
@@ -62,7 +54,7 @@ def login(*, email: str, password: str, tenant: str | None = None, address: str 
     """Tokens for valid credentials. Every failure is the same 401, after the same work (one password hash)."""
     keys = _throttle_keys(email, address)
     throttle.reserve(keys, "Too many failed sign-ins; try again later.")
-    candidates = _candidates(email, tenant)
+    candidates = accounts_with_email(email, tenant)
     if len(candidates) > 1:
         _refuse_ambiguous(email, password)
     user = candidates[0] if candidates else None
@@ -120,6 +112,52 @@ def revoke(*, user: User, payload: dict, refresh_token: str | None = None) -> No
     if _revoke(payloads, user.id):  # a concurrent revoke of the same tokens changed nothing: no second event
         audit.record("auth.revoke", actor=user, tenant_id=user.tenant_id, target_type="user", target_id=user.id,
                      changes={"revoked": [item.get("type") for item in payloads]})
+    db.session.commit()
+
+
+# --- passwords ---------------------------------------------------------------------
+
+RESET_REFUSED = "This reset token is not valid (unknown, already used, expired or replaced by a newer one)."
+
+
+def complete_password_reset(*, token: str, new_password: str, address: str | None = None) -> None:
+    """Set a new password with a one-time reset token. Any unusable token gets the same 410, whatever the reason.
+
+    Attempts are counted per client address before the token is looked up; a
+    weak password (422) does not use the token up; of concurrent uses, one wins.
+    """
+    key = f"password-reset:{address or '-'}"
+    throttle.reserve({key: current_app.config["LOGIN_MAX_FAILURES_PER_ADDRESS"]},
+                     "Too many password reset attempts; try again later.")
+    user = passwords.reset_token_user(token)
+    if user is None:
+        raise Gone(RESET_REFUSED)
+    passwords.check_new_password(user, new_password)
+    if not passwords.consume_reset_token(user, token):
+        db.session.rollback()
+        raise Gone(RESET_REFUSED)
+    passwords.set_password(user, new_password)
+    throttle.release(give_back=(key,))
+    audit.record("auth.password_reset", actor=user, tenant_id=user.tenant_id, target_type="user", target_id=user.id)
+    db.session.commit()
+
+
+def change_password(*, user: User, current_password: str, new_password: str) -> None:
+    """The caller's own password. Every token of the caller dies, the one it called with included: sign in again.
+
+    Wrong current passwords are counted per account (429 past the sign-in limit).
+    """
+    authorize(user, "users:change_password", user)
+    key = f"change-password:{user.id}"
+    throttle.reserve({key: current_app.config["LOGIN_MAX_FAILURES_PER_ACCOUNT"]},
+                     "Too many wrong passwords; try again later.")
+    if not verify_password(user.password_hash, current_password):
+        raise Invalid("The current password is not correct.", errors={"current_password": ["Incorrect password."]})
+    if verify_password(user.password_hash, new_password):
+        raise Invalid(errors={"new_password": ["Must differ from your current password."]})
+    passwords.set_password(user, new_password)
+    throttle.release(clear=key)
+    audit.record("auth.change_password", actor=user, tenant_id=user.tenant_id, target_type="user", target_id=user.id)
     db.session.commit()
 
 

@@ -152,6 +152,8 @@ class Blueprint(flask_smorest.Blueprint):
     """
 
     ARGUMENTS_PARSER = StrictParser()
+    # Actions on a resource (POST .../restore) are writes too: they honour If-Match like PATCH and DELETE.
+    METHODS_NEEDING_CHECK_ETAG = ["PUT", "PATCH", "DELETE", "POST"]
 
     def arguments(self, schema, *args, **kwargs):
         """As flask-smorest's, with one schema instance per route (webargs would build one per request)."""

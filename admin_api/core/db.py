@@ -4,9 +4,11 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, TypeDecorator, Uuid
+from sqlalchemy import DateTime, TypeDecorator, Uuid, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, mapped_column
+
+from admin_api.extensions import db
 
 
 def utcnow() -> datetime:
@@ -47,3 +49,20 @@ def dialect_insert(model, session):
     """INSERT with the database's ON CONFLICT clauses (PostgreSQL's or SQLite's: both speak them)."""
     dialect = session.get_bind().dialect.name
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
+
+
+def guarded_update(entity, *conditions, **values) -> bool:
+    """Change one versioned row in one UPDATE whose conditions the database checks as it writes.
+
+    `conditions` say what must still hold (e.g. `User.status == "disabled"`): when a
+    concurrent change won, nothing is written and the answer is False. When done,
+    the row gets a new version and `entity` is refreshed.
+    """
+    model = type(entity)
+    stmt = (update(model).where(model.id == entity.id, *conditions)
+            .values(**{"updated_at": utcnow(), **values}, version=model.version + 1)
+            .execution_options(synchronize_session=False))
+    done = db.session.execute(stmt).rowcount == 1
+    if done:
+        db.session.refresh(entity)
+    return done

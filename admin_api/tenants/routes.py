@@ -11,7 +11,13 @@ from admin_api.tenants.schemas import TenantCreateSchema, TenantQueryArgsSchema,
 
 blp = Blueprint(
     "tenants", __name__, url_prefix="/api/v1/tenants",
-    description="Tenants. Platform admins see and manage all; everyone else sees only their own tenant.",
+    description=(
+        "Tenants. Platform admins see and manage all; everyone else sees only their own tenant. "
+        "Deleting is soft (`status: deleted`, `deleted_at`) and only platform admins delete or restore: from the "
+        "delete on, the tenant's users cannot sign in and all their tokens are refused; after a restore they sign in "
+        "again (users disabled on their own stay disabled; tokens issued before the delete stay dead). While a "
+        "tenant is deleted its users cannot be created, changed, restored or have their password reset (409)."
+    ),
 )
 
 
@@ -58,5 +64,30 @@ class TenantById(MethodView):
         """Rename a tenant"""
         tenant = service.update_tenant(actor=current_actor(), tenant_id=tenant_id, changes=changes,
                                        if_match=request.if_match)
+        blp.set_entity_etag(tenant)
+        return tenant
+
+    @blp.etag
+    @blp.response(204)
+    @blp.error(403, "Forbidden: platform admins only")
+    @blp.error(404, "No such tenant (or not yours)")
+    @blp.error(409, "Already deleted")
+    def delete(self, tenant_id: uuid.UUID):
+        """Delete a tenant (soft: its users are locked out and their tokens refused)"""
+        service.delete_tenant(actor=current_actor(), tenant_id=tenant_id, if_match=request.if_match)
+
+
+@blp.route("/<uuid:tenant_id>/restore")
+class TenantRestore(MethodView):
+    decorators = [auth_required()]
+
+    @blp.etag
+    @blp.response(200, TenantSchema)
+    @blp.error(403, "Forbidden: platform admins only")
+    @blp.error(404, "No such tenant (or not yours)")
+    @blp.error(409, "Not deleted")
+    def post(self, tenant_id: uuid.UUID):
+        """Restore a deleted tenant"""
+        tenant = service.restore_tenant(actor=current_actor(), tenant_id=tenant_id, if_match=request.if_match)
         blp.set_entity_etag(tenant)
         return tenant

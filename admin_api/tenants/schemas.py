@@ -4,7 +4,7 @@ from admin_api.core.fields import FullMatch, Text, Timestamp
 from admin_api.core.pagination import ListArgsSchema, sort_field
 
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{1,62}$"
-RESERVED_SLUGS = ("platform",)  # sign-in's name for the platform scope (auth.service.PLATFORM_SCOPE)
+RESERVED_SLUGS = ("platform",)  # sign-in's name for the platform scope (users.service.PLATFORM_SCOPE)
 
 
 def _not_reserved(slug: str) -> None:

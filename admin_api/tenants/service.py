@@ -1,4 +1,4 @@
-"""Tenant rules: who sees which tenant, create, rename."""
+"""Tenant rules: who sees which tenant, create, rename, soft delete and restore."""
 from __future__ import annotations
 
 import uuid
@@ -8,12 +8,17 @@ from sqlalchemy import or_, select
 from admin_api.core import audit
 from admin_api.core.api import check_if_match
 from admin_api.core.authz import PLATFORM, allowed, authorize, require_visible
-from admin_api.core.errors import Conflict, NotFound
+from admin_api.core.db import guarded_update, utcnow
+from admin_api.core.errors import AppError, Conflict, NotFound
 from admin_api.core.pagination import ResultPage, paginate
 from admin_api.extensions import db
 from admin_api.tenants.models import Tenant
 
 SORT_COLUMNS = {"name": Tenant.name, "slug": Tenant.slug, "created_at": Tenant.created_at}
+
+
+class TenantDeleted(Conflict):
+    message = "The tenant is deleted; restore it first."
 
 
 def snapshot(tenant: Tenant) -> dict:
@@ -45,6 +50,14 @@ def get_tenant(*, actor, tenant_id: uuid.UUID) -> Tenant:
     return tenant
 
 
+def _tenant_to_change(actor, tenant_id: uuid.UUID, action: str, if_match=None) -> Tenant:
+    """The tenant an action targets: visible to the actor (404), the action allowed (403), If-Match current (412)."""
+    tenant = get_tenant(actor=actor, tenant_id=tenant_id)
+    authorize(actor, action, tenant)
+    check_if_match(if_match, tenant)
+    return tenant
+
+
 def create_tenant(*, actor, name: str, slug: str) -> Tenant:
     authorize(actor, "tenants:create", PLATFORM)
     if db.session.scalar(select(Tenant.id).where(Tenant.slug == slug)) is not None:
@@ -59,9 +72,7 @@ def create_tenant(*, actor, name: str, slug: str) -> Tenant:
 
 
 def update_tenant(*, actor, tenant_id: uuid.UUID, changes: dict, if_match=None) -> Tenant:
-    tenant = get_tenant(actor=actor, tenant_id=tenant_id)
-    authorize(actor, "tenants:update", tenant)
-    check_if_match(if_match, tenant)
+    tenant = _tenant_to_change(actor, tenant_id, "tenants:update", if_match)
     before = snapshot(tenant)
     for field, value in changes.items():
         setattr(tenant, field, value)
@@ -72,3 +83,45 @@ def update_tenant(*, actor, tenant_id: uuid.UUID, changes: dict, if_match=None) 
                      changes=audit.diff(before, after))
     db.session.commit()
     return tenant
+
+
+def delete_tenant(*, actor, tenant_id: uuid.UUID, if_match=None) -> None:
+    """Soft delete: its users can no longer sign in, and every token issued to them so far is refused."""
+    tenant = _tenant_to_change(actor, tenant_id, "tenants:delete", if_match)
+    now = utcnow()
+    _change_status(tenant, actor=actor, action="tenant.delete", expected="active", refusal="The tenant is already deleted.",
+                   status="deleted", deleted_at=now, tokens_valid_after=now)
+
+
+def restore_tenant(*, actor, tenant_id: uuid.UUID, if_match=None) -> Tenant:
+    """Back to active. Users disabled on their own stay disabled; tokens from before the delete stay dead."""
+    tenant = _tenant_to_change(actor, tenant_id, "tenants:restore", if_match)
+    # tokens_valid_after moves again: a sign-in that raced the delete cannot come back to life either.
+    _change_status(tenant, actor=actor, action="tenant.restore", expected="deleted", refusal="The tenant is not deleted.",
+                   status="active", deleted_at=None, tokens_valid_after=utcnow())
+    return tenant
+
+
+def _change_status(tenant: Tenant, *, actor, action: str, expected: str, refusal: str, **values) -> None:
+    """One guarded UPDATE from the expected status (the database decides races), its audit event, one commit."""
+    before = snapshot(tenant)
+    if not guarded_update(tenant, Tenant.status == expected, **values):
+        db.session.rollback()
+        raise Conflict(refusal)
+    audit.record(action, actor=actor, tenant_id=tenant.id, target_type="tenant", target_id=tenant.id,
+                 changes=audit.diff(before, snapshot(tenant)))
+    db.session.commit()
+
+
+def require_active_tenant(tenant: Tenant | None, *, refusal: type[AppError] = TenantDeleted) -> None:
+    """Refuse a change inside a deleted tenant: 409 by default (invitation accept passes its 410). None: the platform.
+
+    The status is read again under a share lock (PostgreSQL): a concurrent delete
+    either committed first and is seen here, or waits until this transaction ends.
+    Call it in the transaction of the change, before writing.
+    """
+    if tenant is None:
+        return
+    status = db.session.scalar(select(Tenant.status).where(Tenant.id == tenant.id).with_for_update(read=True))
+    if status != "active":
+        raise refusal()

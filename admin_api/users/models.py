@@ -50,3 +50,17 @@ class User(IdMixin, TimestampMixin, db.Model):
     @property
     def is_active(self) -> bool:
         return self.status == "active"
+
+
+class PasswordResetToken(TimestampMixin, db.Model):
+    """The one outstanding reset token of a user, as a digest; issuing another replaces it.
+
+    `created_at` is its issue time: like every other token of the user, it dies
+    when the user's (or its tenant's) tokens_valid_after moves past it.
+    """
+
+    __tablename__ = "password_reset_tokens"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("users.id"), primary_key=True)
+    token_digest: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)

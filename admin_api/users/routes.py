@@ -7,13 +7,22 @@ from admin_api.core.api import CREATED_HEADERS, LIST_HEADERS, Blueprint, created
 from admin_api.core.pagination import page_response
 from admin_api.core.security import auth_required, current_actor
 from admin_api.users import service
-from admin_api.users.schemas import UserCreateSchema, UserQueryArgsSchema, UserSchema, UserUpdateSchema
+from admin_api.users.schemas import (
+    PasswordResetRequestSchema,
+    PasswordResetResultSchema,
+    UserCreateSchema,
+    UserQueryArgsSchema,
+    UserSchema,
+    UserUpdateSchema,
+)
 
 blp = Blueprint(
     "users", __name__, url_prefix="/api/v1/users",
     description=(
         "Users. Emails are case-insensitive and unique per tenant among all users, disabled ones included. "
-        "Another tenant's user answers 404, exactly like a missing one."
+        "Another tenant's user answers 404, exactly like a missing one. Disabling is soft and undone by restore; "
+        "while a user's tenant is deleted, the user cannot be created, changed, restored or have its password reset "
+        "(409), but can still be disabled."
     ),
 )
 
@@ -74,3 +83,41 @@ class UserById(MethodView):
     def delete(self, user_id: uuid.UUID):
         """Disable a user (soft delete; all its tokens are revoked)"""
         service.delete_user(actor=current_actor(), user_id=user_id, if_match=request.if_match)
+
+
+@blp.route("/<uuid:user_id>/restore")
+class UserRestore(MethodView):
+    decorators = [auth_required()]
+
+    @blp.doc(description="The user signs in again; tokens issued before it was disabled stay refused.")
+    @blp.etag
+    @blp.response(200, UserSchema)
+    @blp.error(403, "Forbidden")
+    @blp.error(404, "No such user (or not visible to you)")
+    @blp.error(409, "Not disabled, or its tenant is deleted")
+    def post(self, user_id: uuid.UUID):
+        """Restore a disabled user"""
+        user = service.restore_user(actor=current_actor(), user_id=user_id, if_match=request.if_match)
+        blp.set_entity_etag(user)
+        return user
+
+
+@blp.route("/<uuid:user_id>/reset-password")
+class UserPasswordReset(MethodView):
+    decorators = [auth_required()]
+
+    @blp.doc(description=(
+        "`{new_password, temporary}` sets the password (`temporary` defaults to true: the user must change it at its "
+        "next sign-in) and answers `{user}`. `{}` issues a one-time reset token instead and answers "
+        "`{user, reset_token, expires_at}` (lifetime RESET_TOKEN_TTL, default 1 h); the token is shown this once, "
+        "replaces any earlier one, and is used at POST /api/v1/auth/password-reset. The current password keeps "
+        "working until then. Either way every token of the user is revoked at once. Only platform admins reset a "
+        "platform admin. A disabled user must be restored first (409)."))
+    @blp.arguments(PasswordResetRequestSchema)
+    @blp.response(200, PasswordResetResultSchema)
+    @blp.error(403, "Forbidden")
+    @blp.error(404, "No such user (or not visible to you)")
+    @blp.error(409, "The user is disabled, or its tenant is deleted")
+    def post(self, data, user_id: uuid.UUID):
+        """Reset a user's password, or issue a one-time reset token"""
+        return service.reset_password(actor=current_actor(), user_id=user_id, **data)

@@ -4,6 +4,7 @@ import marshmallow as ma
 
 from admin_api.core.fields import Text, Timestamp, invisible_characters
 from admin_api.core.pagination import ListArgsSchema, sort_field
+from admin_api.core.security import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 from admin_api.users.models import ROLES, USER_STATUSES
 
 
@@ -17,6 +18,13 @@ class NormalizedEmail(ma.fields.Email):
             if invisible_characters(value):
                 raise ma.ValidationError("Must not contain control or invisible formatting characters.")
         return super()._deserialize(value, attr, data, **kwargs)
+
+
+def new_password_field(**kwargs) -> ma.fields.String:
+    """A password being set. The service applies the rules and names this field in its 422."""
+    return ma.fields.String(load_only=True, validate=ma.validate.Length(max=MAX_PASSWORD_LENGTH), metadata={
+        "description": f"{MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters; not the email address, "
+                       "not a commonly used password."}, **kwargs)
 
 
 class UserSchema(ma.Schema):
@@ -61,3 +69,25 @@ class UserQueryArgsSchema(ListArgsSchema):
     status = ma.fields.String(validate=ma.validate.OneOf(USER_STATUSES))
     role = ma.fields.String(validate=ma.validate.OneOf(ROLES))
     q = ma.fields.String(validate=ma.validate.Length(min=1, max=200), metadata={"description": "Email or name contains."})
+
+
+class PasswordResetRequestSchema(ma.Schema):
+    """`{}` issues a reset token; `{new_password, temporary}` sets the password."""
+
+    new_password = new_password_field()
+    temporary = ma.fields.Boolean(metadata={
+        "description": "Only with new_password. Default true: the user must change it at its next sign-in "
+                       "(that sign-in's token opens only GET /auth/me and POST /auth/change-password)."})
+
+    @ma.validates_schema
+    def _temporary_goes_with_a_password(self, data, **kwargs):
+        if "temporary" in data and "new_password" not in data:
+            raise ma.ValidationError("Only with new_password.", "temporary")
+
+
+class PasswordResetResultSchema(ma.Schema):
+    user = ma.fields.Nested(UserSchema, dump_only=True)
+    reset_token = ma.fields.String(dump_only=True, metadata={
+        "description": "Only when a token was issued (body `{}`): shown this once, stored only as a hash. "
+                       "Send it to POST /api/v1/auth/password-reset."})
+    expires_at = Timestamp(dump_only=True, metadata={"description": "When the reset token stops working."})

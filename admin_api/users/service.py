@@ -1,23 +1,26 @@
-"""User rules: visibility by tenant, create, change, soft delete."""
+"""User rules: visibility by tenant, create, change, soft delete, restore, password reset."""
 from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, or_, select
 
 from admin_api.core import audit
 from admin_api.core.api import check_if_match
 from admin_api.core.authz import PLATFORM, allowed, authorize, require_visible
-from admin_api.core.db import utcnow
+from admin_api.core.db import guarded_update, utcnow
 from admin_api.core.errors import Conflict, Invalid, NotFound
 from admin_api.core.pagination import ResultPage, paginate
 from admin_api.core.security import hash_password, password_problems
 from admin_api.extensions import db
 from admin_api.tenants import service as tenants
+from admin_api.tenants.models import Tenant
 from admin_api.tenants.service import contains
+from admin_api.users import passwords
 from admin_api.users.models import User, email_key
 
 SORT_COLUMNS = {"email": User.email, "display_name": User.display_name, "created_at": User.created_at}
+OPERATOR = "cli"  # actor_email of what an operator did from the command line (a user actor's own email wins)
 
 
 def snapshot(user: User) -> dict:
@@ -56,6 +59,14 @@ def get_user(*, actor, user_id: uuid.UUID) -> User:
     return user
 
 
+def _user_to_change(actor, user_id: uuid.UUID, action: str, if_match=None) -> User:
+    """The user an action targets: visible to the actor (404), the action allowed (403), If-Match current (412)."""
+    user = get_user(actor=actor, user_id=user_id)
+    authorize(actor, action, user)
+    check_if_match(if_match, user)
+    return user
+
+
 def find_by_email(tenant_id: uuid.UUID | None, email: str) -> User | None:
     return db.session.scalar(select(User).where(User.email_key == email_key(tenant_id, email)))
 
@@ -86,8 +97,7 @@ def _target_tenant(actor, role: str, tenant_id):
 def create_user(*, actor, email: str, display_name: str, role: str, tenant_id=None, password: str | None = None) -> User:
     tenant = _target_tenant(actor, role, tenant_id)
     authorize(actor, "users:create", tenant or PLATFORM, {"role": role})
-    if tenant is not None and tenant.is_deleted:
-        raise Conflict("The tenant is deleted; restore it first.")
+    tenants.require_active_tenant(tenant)
     if password is not None and (problems := password_problems(password, email=email)):
         raise Invalid(errors={"password": problems})
     _refuse_taken_email(tenant.id if tenant else None, email)
@@ -122,8 +132,7 @@ def update_user(*, actor, user_id: uuid.UUID, changes: dict, if_match=None) -> U
     new_role = changes.get("role", user.role)
     authorize(actor, "users:update", user, {"role": new_role})
     check_if_match(if_match, user)
-    if user.tenant is not None and user.tenant.is_deleted:
-        raise Conflict("The user's tenant is deleted; restore it first.")
+    tenants.require_active_tenant(user.tenant)
     if (new_role == "platform_admin") != (user.role == "platform_admin"):
         raise Invalid(errors={"role": ["Platform admins and tenant users cannot change into each other."]})
     if user.role == "platform_admin" and new_role != user.role and _active_platform_admins() <= 1:
@@ -145,9 +154,7 @@ def update_user(*, actor, user_id: uuid.UUID, changes: dict, if_match=None) -> U
 
 def delete_user(*, actor, user_id: uuid.UUID, if_match=None) -> None:
     """Soft delete: disabled, every token refused from now on."""
-    user = get_user(actor=actor, user_id=user_id)
-    authorize(actor, "users:delete", user)
-    check_if_match(if_match, user)
+    user = _user_to_change(actor, user_id, "users:delete", if_match)
     if user.id == actor.id:
         raise Conflict("You cannot delete yourself.")
     if not user.is_active:
@@ -174,21 +181,106 @@ def _disable(user: User) -> bool:
     (the row locks of _active_platform_admins do that on PostgreSQL).
     """
     now = utcnow()
-    stmt = update(User).where(User.id == user.id, User.status == "active")
+    conditions = [User.status == "active"]
     if user.role == "platform_admin":
         others = (select(func.count()).select_from(User)
                   .where(User.role == "platform_admin", User.status == "active", User.id != user.id))
-        stmt = stmt.where(others.scalar_subquery() > 0)
-    done = db.session.execute(
-        stmt.values(status="disabled", disabled_at=now, tokens_valid_after=now, updated_at=now,
-                    version=User.version + 1).execution_options(synchronize_session=False)
-    ).rowcount == 1
-    if done:
-        db.session.refresh(user)
-    return done
+        conditions.append(others.scalar_subquery() > 0)
+    return guarded_update(user, *conditions, status="disabled", disabled_at=now, tokens_valid_after=now, updated_at=now)
+
+
+def restore_user(*, actor, user_id: uuid.UUID, if_match=None) -> User:
+    """Disabled -> active. It signs in again; tokens issued before it was disabled stay dead."""
+    return _restore(_user_to_change(actor, user_id, "users:restore", if_match), actor=actor)
+
+
+def _restore(user: User, *, actor) -> User:
+    tenants.require_active_tenant(user.tenant)
+    before = snapshot(user)
+    # tokens_valid_after moves again: a sign-in that raced the disable cannot come back to life either.
+    if not guarded_update(user, User.status == "disabled", status="active", disabled_at=None, tokens_valid_after=utcnow()):
+        db.session.rollback()
+        raise Conflict("The user is not disabled.")
+    audit.record("user.restore", actor=actor, actor_email=OPERATOR, tenant_id=user.tenant_id, target_type="user",
+                 target_id=user.id, changes=audit.diff(before, snapshot(user)))
+    db.session.commit()
+    return user
+
+
+def reset_password(*, actor, user_id: uuid.UUID, new_password: str | None = None, temporary: bool = True) -> dict:
+    """Set the password (temporary: to be changed at next sign-in), or issue a one-time reset token.
+
+    Either way every token of the user dies. Returns `{user}`, plus
+    `{reset_token, expires_at}` when a token was issued (shown this once).
+    """
+    user = _user_to_change(actor, user_id, "users:reset_password")
+    return _reset_password(user, actor=actor, new_password=new_password, temporary=temporary)
+
+
+def _reset_password(user: User, *, actor, new_password: str | None, temporary: bool) -> dict:
+    tenants.require_active_tenant(user.tenant)
+    if not user.is_active:
+        raise Conflict("The user is disabled; restore it first.")
+    if new_password is None:
+        issued = passwords.issue_reset_token(user)
+        changes = {"method": "reset_token", "expires_at": issued["expires_at"]}
+    else:
+        passwords.set_password(user, new_password, temporary=temporary)
+        issued, changes = {}, {"method": "password", "temporary": temporary}
+    audit.record("user.reset_password", actor=actor, actor_email=OPERATOR, tenant_id=user.tenant_id,
+                 target_type="user", target_id=user.id, changes=changes)
+    db.session.commit()
+    return {"user": user, **issued}
+
+
+# --- accounts by email ---------------------------------------------------------
+
+PLATFORM_SCOPE = "platform"  # the tenant "slug" that means "a platform admin" (reserved: no tenant may take it)
+
+
+def accounts_with_email(email: str, tenant_slug: str | None = None) -> list[User]:
+    """The accounts with this (normalized) email, at most two (enough to tell "ambiguous"): in one tenant,
+    on the platform ("platform"), or anywhere when no slug is given."""
+    stmt = select(User).where(User.email == email)
+    if tenant_slug == PLATFORM_SCOPE:
+        stmt = stmt.where(User.tenant_id.is_(None))
+    elif tenant_slug is not None:
+        stmt = stmt.join(Tenant, User.tenant_id == Tenant.id).where(Tenant.slug == tenant_slug)
+    return list(db.session.scalars(stmt.limit(2)))
 
 
 # --- operator commands (trusted: run on the server, no actor) --------------------
+
+def _normalized_email(email: str) -> str:
+    from marshmallow import ValidationError
+
+    from admin_api.users.schemas import NormalizedEmail
+
+    try:
+        return NormalizedEmail().deserialize(email)
+    except ValidationError as exc:
+        raise Invalid(errors={"email": exc.messages})
+
+
+def operator_account(*, email: str, tenant_slug: str | None = None) -> User:
+    """The one account an operator names: by email, and by tenant slug (or "platform") when the email is shared."""
+    found = accounts_with_email(_normalized_email(email), tenant_slug)
+    if not found:
+        raise NotFound("No user with this email" + (f" in {tenant_slug}." if tenant_slug else "."))
+    if len(found) > 1:
+        raise Invalid(f'This email has accounts in several tenants: name the tenant (its slug, or "{PLATFORM_SCOPE}").')
+    return found[0]
+
+
+def restore_user_as_operator(*, email: str, tenant_slug: str | None = None) -> User:
+    return _restore(operator_account(email=email, tenant_slug=tenant_slug), actor=None)
+
+
+def reset_password_as_operator(*, email: str, tenant_slug: str | None = None, new_password: str | None = None,
+                               temporary: bool = True) -> dict:
+    return _reset_password(operator_account(email=email, tenant_slug=tenant_slug), actor=None,
+                           new_password=new_password, temporary=temporary)
+
 
 def first_active_platform_admin() -> User | None:
     return db.session.scalar(
@@ -198,14 +290,7 @@ def first_active_platform_admin() -> User | None:
 
 def bootstrap_platform_admin(*, email: str, password: str) -> User:
     """A platform admin created from the command line (audited with actor 'cli')."""
-    from marshmallow import ValidationError
-
-    from admin_api.users.schemas import NormalizedEmail
-
-    try:
-        email = NormalizedEmail().deserialize(email)
-    except ValidationError as exc:
-        raise Invalid(errors={"email": exc.messages})
+    email = _normalized_email(email)
     if problems := password_problems(password, email=email):
         raise Invalid("Password refused.", errors={"password": problems})
     _refuse_taken_email(None, email)
@@ -213,7 +298,7 @@ def bootstrap_platform_admin(*, email: str, password: str) -> User:
                 role="platform_admin", status="active", password_hash=hash_password(password))
     db.session.add(user)
     db.session.flush()
-    audit.record("user.create", actor_email="cli", target_type="user", target_id=user.id,
+    audit.record("user.create", actor_email=OPERATOR, target_type="user", target_id=user.id,
                  changes={"after": snapshot(user)})
     db.session.commit()
     return user
