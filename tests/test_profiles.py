@@ -568,3 +568,24 @@ def test_the_upload_is_documented_as_multipart_with_a_binary_photo(client):
     assert {"413", "415", "422"} <= set(operation["responses"])
     download = spec["paths"]["/api/v1/users/{user_id}/profile/photo"]["get"]["responses"]["200"]
     assert download["content"]["image/webp"]["schema"]["format"] == "binary"
+
+
+def test_photo_answers_match_the_document(std, client, app):
+    import schemathesis
+
+    operations = schemathesis.openapi.from_wsgi("/api/openapi.json", app)["/api/v1/users/{user_id}/profile/photo"]
+    amy, h = std["people"]["amy"], std["h"]["amy"]
+    uploaded = upload(client, amy, h, images.jpeg())
+    photo = client.get(photo_url(amy), headers=h)
+    answers = [
+        ("POST", uploaded, 200), ("GET", photo, 200),
+        ("GET", client.get(photo_url(amy), headers={**h, "If-None-Match": photo.headers["ETag"]}), 304),
+        ("POST", upload(client, amy, h, images.SVG), 415),
+        ("POST", upload(client, amy, h, images.bomb_png(8000, 8000)), 422),
+        ("POST", upload(client, amy, h, images.noise(6 * images.MIB)), 413),
+        ("DELETE", client.delete(photo_url(amy), headers=h), 204),
+        ("GET", client.get(photo_url(amy), headers=h), 404),
+    ]
+    for method, response, status in answers:
+        assert response.status_code == status, (method, response.get_data(as_text=True)[:200])
+        operations[method].validate_response(response)  # raises when undocumented or off-schema
