@@ -68,7 +68,6 @@ def child(path: str, database_url: str, repeat: int) -> None:
 
     from admin_api import create_app
     from admin_api.core.security import issue_tokens
-    from admin_api.extensions import db
     from admin_api.profiles import photos
     from admin_api.users.service import bootstrap_platform_admin
 
