@@ -120,7 +120,9 @@ def handle_http_exception(error: HTTPException):
         "Invalid input: see errors." if errors else (error.description or http.HTTPStatus(error.code).phrase)
     )
     if error.code == 413:  # werkzeug refused the body from its Content-Length, before reading it
-        message = f"The request body is too large: at most {current_app.config['MAX_CONTENT_LENGTH']} bytes."
+        config = current_app.config
+        message = (f"The request body is too large (at most {config['MAX_CONTENT_LENGTH']} bytes; "
+                   f"form fields other than files at most {config.get('MAX_FORM_MEMORY_SIZE')} bytes each).")
     headers = dict(data.get("headers") or {})
     if error.code == 405 and error.valid_methods:
         headers["Allow"] = ", ".join(error.valid_methods)
