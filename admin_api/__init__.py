@@ -31,6 +31,7 @@ API_DESCRIPTION = """Administration API of the platform: tenants, users, audit e
 * **Deletes are soft**: users are disabled, tenants marked deleted; both come back with `POST .../restore`.
   Disabling a user, resetting its password or deleting its tenant revokes all its tokens at once;
   every change writes one audit event.
+* **Uploads** are `multipart/form-data`; bodies above the server's limit are refused with 413 before being read.
 """
 
 
@@ -146,10 +147,10 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from admin_api import audit, auth, health, tenants, users
+    from admin_api import audit, auth, health, profiles, tenants, users
     from admin_api.core.api import document_common_errors
 
-    areas = (health, auth, tenants, users, audit)
+    areas = (health, auth, tenants, users, profiles, audit)
     for area in areas:
         api.register_blueprint(area.blp)
     app.register_blueprint(swagger_assets())

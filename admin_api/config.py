@@ -26,6 +26,8 @@ DEFAULTS: dict[str, object] = {
     "CORS_ORIGINS": ["http://localhost:3000", "http://localhost:5173"],
     "UPLOAD_FOLDER": "",  # empty: instance/uploads/photos
     "MAX_CONTENT_LENGTH": 5 * 1024 * 1024 + 64 * 1024,  # a 5 MiB photo plus multipart overhead
+    "PHOTO_MAX_BYTES": 5 * 1024 * 1024,  # one uploaded photo file (more: 413)
+    "PHOTO_MAX_PIXELS": 40_000_000,  # width x height of an uploaded photo (more: 422, a decompression bomb)
     "LOGIN_MAX_FAILURES_PER_ACCOUNT": 5,
     "LOGIN_MAX_FAILURES_PER_ADDRESS": 20,
     "LOGIN_FAILURE_WINDOW": 900,  # seconds
@@ -169,6 +171,9 @@ def validate_config(config) -> list[Problem]:
         problems.append(Problem("JWT_REFRESH_TOKEN_EXPIRES", "error", "refresh tokens must outlive access tokens"))
     if "*" in config["CORS_ORIGINS"]:
         problems.append(Problem("CORS_ORIGINS", severity, "CORS '*' lets any web page call the API with a user's token"))
+    if config["MAX_CONTENT_LENGTH"] < config["PHOTO_MAX_BYTES"]:
+        problems.append(Problem("MAX_CONTENT_LENGTH", "warning",
+                                "smaller than PHOTO_MAX_BYTES: photos near the limit are refused with 413"))
     upload = config["UPLOAD_FOLDER"]
     try:
         os.makedirs(upload, exist_ok=True)

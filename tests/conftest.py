@@ -60,8 +60,9 @@ def _migrated(tmp_path_factory):
 
 
 @pytest.fixture
-def config(_migrated) -> dict:
-    return dict(_migrated)
+def config(_migrated, tmp_path) -> dict:
+    """The session's settings, with an uploads folder of the test's own."""
+    return {**_migrated, "UPLOAD_FOLDER": str(tmp_path / "uploads")}
 
 
 @pytest.fixture

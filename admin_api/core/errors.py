@@ -9,7 +9,7 @@ from __future__ import annotations
 import http
 import logging
 
-from flask import g, jsonify, request
+from flask import current_app, g, jsonify, request
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import HTTPException
@@ -60,6 +60,11 @@ class Gone(AppError):
 class PreconditionFailed(AppError):
     code = 412
     message = "The resource changed since you read it (If-Match does not match its ETag)."
+
+
+class PayloadTooLarge(AppError):
+    code = 413
+    message = "The request body is too large."
 
 
 class UnsupportedMediaType(AppError):
@@ -114,6 +119,10 @@ def handle_http_exception(error: HTTPException):
     message = data.get("message") or (
         "Invalid input: see errors." if errors else (error.description or http.HTTPStatus(error.code).phrase)
     )
+    if error.code == 413:  # werkzeug refused the body from its Content-Length, before reading it
+        config = current_app.config
+        message = (f"The request body is too large (at most {config['MAX_CONTENT_LENGTH']} bytes; "
+                   f"form fields other than files at most {config.get('MAX_FORM_MEMORY_SIZE')} bytes each).")
     headers = dict(data.get("headers") or {})
     if error.code == 405 and error.valid_methods:
         headers["Allow"] = ", ".join(error.valid_methods)

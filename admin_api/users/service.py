@@ -51,11 +51,12 @@ def list_users(*, actor, args: dict) -> ResultPage:
                     estimate_table=None if filtered else "users")
 
 
-def get_user(*, actor, user_id: uuid.UUID) -> User:
+def get_user(*, actor, user_id: uuid.UUID, action: str = "users:read") -> User:
+    """The user, if the actor may do `action` on it (a read); 404 otherwise, as for a missing one."""
     user = db.session.get(User, user_id)
     if user is None:
         raise NotFound("User not found.")
-    require_visible(actor, "users:read", user, what="User")
+    require_visible(actor, action, user, what="User")
     return user
 
 

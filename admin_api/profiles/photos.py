@@ -1,0 +1,132 @@
+"""Profile photos: decode an upload with Pillow, refuse what is not a sound image, re-encode a clean WebP.
+
+What a photo is, is decided by decoding its bytes, never by its file name or
+declared content type. Accepted: JPEG, PNG, WebP and GIF (first frame of an
+animation). The result is always WebP (lossy, quality 85, alpha kept): it
+holds both photos and transparent images, every current browser shows it, and
+it is small. It is built from pixels only: EXIF orientation is applied first,
+colours are converted to sRGB from an embedded ICC profile, then every piece of
+metadata (EXIF with GPS and camera data, XMP, ICC, comments, text chunks) is
+left behind, and the image is fitted within 512x512 keeping its aspect ratio.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import warnings
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
+
+from admin_api.core.errors import Invalid, PayloadTooLarge, UnsupportedMediaType
+
+log = logging.getLogger("admin_api.profiles")
+
+FORMATS = ("JPEG", "PNG", "WEBP", "GIF")
+MAX_SIDE = 512
+CONTENT_TYPE = "image/webp"
+EXTENSION = "webp"
+WEBP_QUALITY = 85
+MIB = 1024 * 1024
+
+# Pillow only *warns* between its pixel limit and twice that; for an upload it is a refusal.
+# (Our own, lower limit is checked too, right after the header is read and before any pixel is decoded.)
+warnings.filterwarnings("error", category=Image.DecompressionBombWarning)
+
+_SRGB = ImageCms.createProfile("sRGB")
+
+
+@dataclass(frozen=True)
+class ProcessedPhoto:
+    data: bytes
+    width: int
+    height: int
+    etag: str  # SHA-256 of data
+    content_type: str = CONTENT_TYPE
+    extension: str = EXTENSION
+
+
+def _refused(error_class, message: str):
+    return error_class(message, errors={"photo": [message]})
+
+
+def process(upload: BinaryIO, *, max_bytes: int, max_pixels: int) -> ProcessedPhoto:
+    """The clean WebP made from an uploaded file; 413, 415 or 422 (naming `photo`) when it is refused."""
+    data = _read_limited(upload, max_bytes)
+    image = _open(data, max_pixels)
+    image = _decode(image)
+    return _encode(_fitted(image))
+
+
+def _read_limited(upload: BinaryIO, max_bytes: int) -> bytes:
+    data = upload.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise _refused(PayloadTooLarge, f"The photo is larger than {max_bytes / MIB:g} MiB.")
+    if not data:
+        raise _refused(Invalid, "The file is empty.")
+    return data
+
+
+def _open(data: bytes, max_pixels: int) -> Image.Image:
+    """Read the header only (no pixels yet) and refuse images with too many pixels."""
+    try:
+        image = Image.open(io.BytesIO(data), formats=FORMATS)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise _too_many_pixels(max_pixels)
+    except UnidentifiedImageError:
+        raise _refused(UnsupportedMediaType, "Not a JPEG, PNG, WebP or GIF image (judged by its content).")
+    except Exception as exc:  # noqa: BLE001 - hostile bytes make Pillow raise many kinds of errors
+        log.info("photo header refused: %s", type(exc).__name__)
+        raise _corrupt()
+    if image.width * image.height > max_pixels:
+        raise _too_many_pixels(max_pixels, image.size)
+    return image
+
+
+def _too_many_pixels(max_pixels: int, size: tuple[int, int] | None = None):
+    declared = f"{size[0]}x{size[1]} pixels; " if size else ""
+    return _refused(Invalid, f"The image is too large: {declared}at most {max_pixels / 1e6:g} megapixels are accepted.")
+
+
+def _corrupt():
+    return _refused(Invalid, "The image data is corrupt or truncated.")
+
+
+def _decode(image: Image.Image) -> Image.Image:
+    """The first frame's pixels, upright. JPEGs decode at a reduced scale when they are much larger than needed."""
+    try:
+        image.draft(None, (MAX_SIDE * 2, MAX_SIDE * 2))  # JPEG: libjpeg scales by 1/2..1/8 while decoding
+        image.load()
+    except Exception as exc:  # noqa: BLE001 - truncated or corrupt data, whatever the decoder raises
+        log.info("photo refused while decoding: %s", type(exc).__name__)
+        raise _corrupt()
+    try:
+        ImageOps.exif_transpose(image, in_place=True)
+    except Exception:  # noqa: BLE001 - an unreadable EXIF block: keep the pixels as stored
+        pass
+    return image
+
+
+def _fitted(image: Image.Image) -> Image.Image:
+    """RGB or RGBA in sRGB, within MAX_SIDE x MAX_SIDE, and nothing but pixels."""
+    mode = "RGBA" if image.has_transparency_data else "RGB"
+    icc = image.info.get("icc_profile")
+    if image.mode != mode:
+        image = image.convert(mode)
+    image.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.LANCZOS)
+    if icc:
+        try:
+            image = ImageCms.profileToProfile(image, ImageCms.ImageCmsProfile(io.BytesIO(icc)), _SRGB,
+                                              outputMode=mode)
+        except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
+            pass  # an unusable or mismatched profile: keep the colours as they are
+    return Image.frombytes(mode, image.size, image.tobytes())  # a new image: no info, EXIF, XMP or ICC
+
+
+def _encode(image: Image.Image) -> ProcessedPhoto:
+    out = io.BytesIO()
+    image.save(out, "WEBP", quality=WEBP_QUALITY, method=4)
+    data = out.getvalue()
+    return ProcessedPhoto(data=data, width=image.width, height=image.height, etag=hashlib.sha256(data).hexdigest())
