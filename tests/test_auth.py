@@ -699,3 +699,44 @@ def test_another_worker_refuses_the_old_token_on_the_very_next_request(std, make
     assert second.get("/api/v1/auth/me", headers=bearer(old["access_token"])).status_code == 401
     assert second.post("/api/v1/auth/refresh", headers=bearer(old["refresh_token"])).status_code == 401
     assert second.get("/api/v1/auth/me", headers=h["bob"]).status_code == 200  # others are untouched
+
+
+@pytest.mark.parametrize("change", ["admin reset", "own change"])
+def test_a_sign_in_racing_a_password_change_gets_no_live_session(std, make_app, monkeypatch, change):
+    """The sign-in checked the old password; the change committed before its tokens were made: they are dead."""
+    from admin_api.auth import service as auth_service
+
+    amy, other = std["people"]["amy"], make_app().test_client()
+    amy_headers = std["world"].headers(amy.email)
+    real = auth_service.verify_password
+    changed = []
+
+    def verify_then_change(password_hash, password):
+        ok = real(password_hash, password)
+        if ok and not changed:
+            changed.append(1)
+            if change == "admin reset":
+                response = other.post(f"/api/v1/users/{amy.id}/reset-password", headers=std["h"]["alice"],
+                                      json={"new_password": "the admin's new passphrase", "temporary": False})
+            else:
+                response = other.post("/api/v1/auth/change-password", headers=amy_headers,
+                                      json={"current_password": PASSWORD, "new_password": "amy's new passphrase"})
+            assert response.status_code in (200, 204), response.json
+        return ok
+
+    monkeypatch.setattr(auth_service, "verify_password", verify_then_change)
+    raced = std["world"].client.post("/api/v1/auth/login", json={"email": amy.email, "password": PASSWORD})
+    if raced.status_code == 200:
+        for token in (raced.json["access_token"], raced.json["refresh_token"]):
+            assert other.get("/api/v1/auth/me", headers=bearer(token)).status_code == 401
+        assert other.post("/api/v1/auth/refresh", headers=bearer(raced.json["refresh_token"])).status_code == 401
+
+
+def test_a_password_change_only_session_cannot_refresh_itself(std, client):
+    amy = std["people"]["amy"]
+    client.post(f"/api/v1/users/{amy.id}/reset-password", headers=std["h"]["alice"],
+                json={"new_password": "a temporary passphrase"})
+    limited = client.post("/api/v1/auth/login", json={"email": amy.email, "password": "a temporary passphrase"}).json
+    refused = client.post("/api/v1/auth/refresh", headers=bearer(limited["refresh_token"]))
+    assert refused.status_code == 403 and "change your password" in refused.json["message"]
+    assert client.post("/api/v1/auth/revoke", headers=bearer(limited["access_token"]), json={}).status_code == 204

@@ -589,3 +589,64 @@ def test_photo_answers_match_the_document(std, client, app):
     for method, response, status in answers:
         assert response.status_code == status, (method, response.get_data(as_text=True)[:200])
         operations[method].validate_response(response)  # raises when undocumented or off-schema
+
+
+# --- found by a hostile review ------------------------------------------------------------------
+
+@pytest.mark.parametrize("change", ["disable the user", "delete the tenant"])
+def test_an_upload_finishing_after_a_disable_is_refused(std, client, app, make_app, monkeypatch, change):
+    """The status is checked again in the write transaction: a second of decoding must not outrun a disable."""
+    from admin_api.profiles import photos
+
+    amy, other = std["people"]["amy"], make_app().test_client()
+    real = photos.process
+
+    def slow_process(*args, **kwargs):
+        processed = real(*args, **kwargs)
+        if change == "disable the user":
+            assert other.delete(f"/api/v1/users/{amy.id}", headers=std["h"]["alice"]).status_code == 204
+        else:
+            assert other.delete(f"/api/v1/tenants/{std['a'].id}", headers=std["h"]["root"]).status_code == 204
+        return processed
+
+    monkeypatch.setattr(photos, "process", slow_process)
+    response = upload(client, amy, std["h"]["root"], images.png())
+    assert response.status_code == 409
+    assert stored_files(app) == [] and profile_events(app, amy) == []
+
+
+@pytest.mark.parametrize("timezone", ["localtime", "Factory", "posixrules", "posix/Europe/Zurich", "right/UTC"])
+def test_zoneinfo_files_that_are_not_places_are_refused(std, client, timezone):
+    response = client.put(profile_url(std["people"]["amy"]), headers=std["h"]["amy"], json={**FULL, "timezone": timezone})
+    assert response.status_code == 422 and "timezone" in response.json["errors"]
+
+
+def test_a_text_part_or_a_second_photo_in_the_upload_is_refused(std, client, app):
+    amy, h = std["people"]["amy"], std["h"]["amy"]
+    before = state(app)
+    extra = client.post(photo_url(amy), headers=h, **multipart({
+        "photo": FileStorage(io.BytesIO(images.png()), filename="a.png"), "user_id": new_id()}))
+    assert extra.status_code == 422 and list(extra.json["errors"]) == ["user_id"]
+    boundary = "b0undary"
+    part = (f'--{boundary}\r\nContent-Disposition: form-data; name="photo"; filename="a.png"\r\n'
+            "Content-Type: image/png\r\n\r\n").encode() + images.png() + b"\r\n"
+    twice = client.post(photo_url(amy), headers=h, data=part * 2 + f"--{boundary}--\r\n".encode(),
+                        content_type=f"multipart/form-data; boundary={boundary}")
+    assert twice.status_code == 422 and "photo" in twice.json["errors"]
+    assert state(app) == before
+
+
+def test_an_oversize_body_closes_the_connection(std, client, app):
+    body = b"x" * (app.config["MAX_CONTENT_LENGTH"] + 1)
+    response = client.post(photo_url(std["people"]["amy"]), headers=std["h"]["amy"], data=body,
+                           content_type="multipart/form-data; boundary=x")
+    assert response.status_code == 413 and response.headers["Connection"] == "close"
+
+
+def test_a_display_name_the_users_api_accepts_is_one_the_profile_accepts(std, client):
+    amy, h = std["people"]["amy"], std["h"]["alice"]
+    assert client.patch(f"/api/v1/users/{amy.id}", headers=h, json={"display_name": "N" * 101}).status_code == 422
+    assert client.patch(f"/api/v1/users/{amy.id}", headers=h, json={"display_name": "N" * 100}).status_code == 200
+    profile = client.get(profile_url(amy), headers=h).json
+    editable = {key: profile[key] for key in ("display_name", "title", "bio", "phone", "locale", "timezone")}
+    assert client.put(profile_url(amy), headers=h, json=editable).status_code == 200

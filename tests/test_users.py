@@ -719,3 +719,14 @@ def test_reset_refusals_change_nothing(std, client, app, who, target, body, stat
     assert "reset_token" not in response.json
     if status == 422:
         assert set(response.json["errors"]) <= set(body) | {"new_password"}
+
+
+def test_reset_password_honours_if_match(std, client, app):
+    amy = std["people"]["amy"]
+    before = db_state(app)
+    stale = client.post(f"{USERS}/{amy.id}/reset-password", headers={**std["h"]["alice"], "If-Match": '"stale"'},
+                        json={"new_password": NEW_PASSWORD, "temporary": False})
+    assert_refused(app, before, stale, 412)
+    etag = client.get(f"{USERS}/{amy.id}", headers=std["h"]["alice"]).headers["ETag"]
+    fresh = client.post(f"{USERS}/{amy.id}/reset-password", headers={**std["h"]["alice"], "If-Match": etag}, json={})
+    assert fresh.status_code == 200 and fresh.json["reset_token"]

@@ -31,7 +31,7 @@ class Login(MethodView):
 
 @blp.route("/refresh")
 class Refresh(MethodView):
-    decorators = [auth_required(refresh=True, allow_password_change=True)]
+    decorators = [auth_required(refresh=True)]  # a password-change-only session cannot extend itself
 
     @blp.doc(description="Send the **refresh** token as the bearer token. It is rotated: use the new one next time.")
     @blp.response(200, TokenSchema)

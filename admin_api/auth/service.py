@@ -67,8 +67,11 @@ def login(*, email: str, password: str, tenant: str | None = None, address: str 
     throttle.release(clear=account_key, give_back=tuple(key for key in keys if key != account_key))
     _record_sign_in(user)
     audit.record("auth.login", actor=user, tenant_id=user.tenant_id, target_type="user", target_id=user.id)
+    # Made before the commit, from the password hash just verified: should a password change commit meanwhile,
+    # these tokens name the old password and are refused (the commit would reload the user with the new one).
+    tokens = issue_tokens(user, password_change_only=user.must_change_password)
     db.session.commit()
-    return {**issue_tokens(user, password_change_only=user.must_change_password), "user": user}
+    return {**tokens, "user": user}
 
 
 def _record_sign_in(user: User) -> None:

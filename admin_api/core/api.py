@@ -66,7 +66,7 @@ class StrictParser(FlaskParser):
         PostgreSQL text cannot hold U+0000 and no database takes a lone UTF-16
         surrogate: without this such values came back as 500s.
         """
-        problem = _input_problem(location_data)
+        problem = _input_problem(location_data) or (_upload_problem(req) if location == "files" else None)
         if problem:
             raise ma.ValidationError(problem)
         return location_data
@@ -103,6 +103,20 @@ def _refuse_duplicate_keys(pairs: list[tuple[str, object]]) -> dict:
             raise DuplicateKey(key)
         seen[key] = value
     return seen
+
+
+def _upload_problem(req) -> dict | None:
+    """A multipart upload holds the file parts its schema names, once each: no text part (which the schema of
+    the files would never see, so it would be silently dropped), no part twice (which one was meant?)."""
+    problems = {_part_name(name): ["Not a file part: only the file parts documented here are taken."]
+                for name in req.form}
+    problems.update({_part_name(name): ["Send this file once."] for name in req.files
+                     if len(req.files.getlist(name)) > 1})
+    return problems or None
+
+
+def _part_name(name) -> str:
+    return name if isinstance(name, str) and name else "(a part without a name)"
 
 
 NUL_MESSAGE = "Must not contain the NUL character (U+0000)."

@@ -33,6 +33,8 @@ def _canonical_bearer_scheme() -> None:
 
 def _response_headers(response):
     response.headers.setdefault("Cache-Control", "no-store")
+    if response.status_code == 413:
+        response.headers["Connection"] = "close"  # the body was not read: the connection cannot carry another request
     if response.status_code == 401:
         response.headers.setdefault("WWW-Authenticate", 'Bearer realm="admin_api"')
     return response

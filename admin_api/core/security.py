@@ -108,6 +108,7 @@ def issue_tokens(user, *, password_change_only: bool = False) -> dict:
         "tenant_id": str(user.tenant_id) if user.tenant_id else None,
         "role": user.role,
         "iat_us": now_us(),  # microsecond issue time, compared with tokens_valid_after
+        "cred": credential_fingerprint(user),
     }
     if password_change_only:
         claims["pwd_change"] = True
@@ -118,6 +119,16 @@ def issue_tokens(user, *, password_change_only: bool = False) -> dict:
         "token_type": "Bearer",
         "expires_in": int(current_app.config["JWT_ACCESS_TOKEN_EXPIRES"]),
     }
+
+
+def credential_fingerprint(user) -> str:
+    """Names the password a token was obtained with, without revealing anything about it (a keyed hash).
+
+    A token is refused once the password changes, whatever the clocks say: a sign-in that checked the
+    old password while a reset was committing must not come out with a live session.
+    """
+    key = current_app.config["JWT_SECRET_KEY"].encode()
+    return hmac.new(key, (user.password_hash or "").encode(), hashlib.sha256).hexdigest()[:22]
 
 
 def token_expiry(payload: dict) -> datetime:
@@ -194,6 +205,8 @@ def load_token_user(payload: dict):
         return None
     if _issued_before(payload, user.tokens_valid_after):
         return None
+    if not hmac.compare_digest(str(payload.get("cred", "")), credential_fingerprint(user)):
+        return None  # the password changed since this token was issued
     if tenant is not None and _issued_before(payload, tenant.tokens_valid_after):
         return None
     return user

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import threading
 import warnings
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -56,8 +57,14 @@ def process(upload: BinaryIO, *, max_bytes: int, max_pixels: int) -> ProcessedPh
     """The clean WebP made from an uploaded file; 413, 415 or 422 (naming `photo`) when it is refused."""
     data = _read_limited(upload, max_bytes)
     image = _open(data, max_pixels)
-    image = _decode(image)
-    return _encode(_fitted(image))
+    with _DECODING:
+        image = _decode(image)
+        return _encode(_fitted(image))
+
+
+# A 40-megapixel RGBA image takes about 160 MiB decoded, and a 170 KB PNG can declare one: one decode at a
+# time per process (the other threads wait their turn) keeps a worker's memory bounded whatever the traffic.
+_DECODING = threading.BoundedSemaphore(1)
 
 
 def _read_limited(upload: BinaryIO, max_bytes: int) -> bytes:

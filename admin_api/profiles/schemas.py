@@ -6,6 +6,7 @@ import marshmallow as ma
 import phonenumbers
 
 from admin_api.core.fields import Text, Timestamp
+from admin_api.users.schemas import DISPLAY_NAME_MAX
 
 
 class _Optional(ma.fields.String):
@@ -52,9 +53,15 @@ class LanguageTag(_Optional):
         raise ma.ValidationError(self.MESSAGE)
 
 
+# Files of a zoneinfo folder that are not zones a person lives in: the server's own zone, tzdata's "Factory"
+# placeholder, and the alternative trees.
+_NOT_PLACES = {"localtime", "factory", "posixrules"}
+
+
 @functools.cache
 def _time_zones() -> dict[str, str]:
-    return {name.lower(): name for name in zoneinfo.available_timezones()}
+    return {name.lower(): name for name in zoneinfo.available_timezones()
+            if name.lower() not in _NOT_PLACES and not name.startswith(("posix/", "right/"))}
 
 
 class TimeZoneName(_Optional):
@@ -83,7 +90,7 @@ class ProfileSchema(ma.Schema):
 class ProfileUpdateSchema(ma.Schema):
     """The whole editable profile: a field left out (or empty) is cleared. Read-only fields are refused."""
 
-    display_name = Text(required=True, validate=ma.validate.Length(min=1, max=100),
+    display_name = Text(required=True, validate=ma.validate.Length(min=1, max=DISPLAY_NAME_MAX),
                         metadata={"description": "Also the user's display_name (one value)."})
     title = Text(load_default=None, allow_none=True, validate=ma.validate.Length(max=100))
     bio = Text(load_default=None, allow_none=True, multiline=True, validate=ma.validate.Length(max=2000))

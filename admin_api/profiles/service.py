@@ -28,7 +28,9 @@ from admin_api.core.errors import Conflict, NotFound
 from admin_api.extensions import db
 from admin_api.profiles import photos
 from admin_api.profiles.models import EDITABLE, Photo, Profile, UserProfile
+from admin_api.tenants import service as tenants
 from admin_api.users import service as users
+from admin_api.users.models import User
 
 log = logging.getLogger("admin_api.profiles")
 
@@ -63,6 +65,19 @@ def _writable_user(actor, user_id: uuid.UUID):
     return user
 
 
+def _still_writable(user) -> None:
+    """Check again, inside the write transaction, what _writable_user checked before the slow part.
+
+    A photo takes a second to decode: the user may have been disabled, or its
+    tenant deleted, meanwhile. The user's status is read under a share lock (a
+    concurrent disable waits for this commit, or committed first and is seen).
+    """
+    status = db.session.scalar(select(User.status).where(User.id == user.id).with_for_update(read=True))
+    if status != "active":
+        raise Conflict("The user is disabled: its profile is kept as it is until the user is restored.")
+    tenants.require_active_tenant(user.tenant)
+
+
 def _locked_row(user) -> UserProfile:
     """The user's profile row, created empty if missing, locked until commit: writers of one profile take turns.
 
@@ -76,10 +91,12 @@ def _locked_row(user) -> UserProfile:
         .values(user_id=user.id, version=0, created_at=now, updated_at=now)
         .on_conflict_do_nothing(index_elements=[UserProfile.user_id])
     )
-    return db.session.scalars(
+    row = db.session.scalars(
         select(UserProfile).where(UserProfile.user_id == user.id).with_for_update()
         .execution_options(populate_existing=True)
     ).one()
+    _still_writable(user)
+    return row
 
 
 def _record(action: str, *, actor, user, changes: dict) -> None:

@@ -3,7 +3,7 @@ import uuid
 from flask import request
 from flask.views import MethodView
 
-from admin_api.core.api import CREATED_HEADERS, LIST_HEADERS, Blueprint, created
+from admin_api.core.api import CREATED_HEADERS, LIST_HEADERS, OPTIONAL_IF_MATCH, Blueprint, created
 from admin_api.core.pagination import page_response
 from admin_api.core.security import auth_required, current_actor
 from admin_api.users import service
@@ -112,12 +112,14 @@ class UserPasswordReset(MethodView):
         "`{user, reset_token, expires_at}` (lifetime RESET_TOKEN_TTL, default 1 h); the token is shown this once, "
         "replaces any earlier one, and is used at POST /api/v1/auth/password-reset. The current password keeps "
         "working until then. Either way every token of the user is revoked at once. Only platform admins reset a "
-        "platform admin. A disabled user must be restored first (409)."))
+        "platform admin. A disabled user must be restored first (409). With `If-Match` (the user's ETag), a user "
+        "changed since is refused with 412."), parameters=[OPTIONAL_IF_MATCH])
     @blp.arguments(PasswordResetRequestSchema)
     @blp.response(200, PasswordResetResultSchema)
     @blp.error(403, "Forbidden")
+    @blp.error(412, "If-Match does not match the user's current ETag")
     @blp.error(404, "No such user (or not visible to you)")
     @blp.error(409, "The user is disabled, or its tenant is deleted")
     def post(self, data, user_id: uuid.UUID):
         """Reset a user's password, or issue a one-time reset token"""
-        return service.reset_password(actor=current_actor(), user_id=user_id, **data)
+        return service.reset_password(actor=current_actor(), user_id=user_id, if_match=request.if_match, **data)

@@ -8,6 +8,9 @@ from admin_api.core.security import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 from admin_api.users.models import ROLES, USER_STATUSES
 
 
+DISPLAY_NAME_MAX = 100  # the profile screen's limit too (one rule for one field)
+
+
 class NormalizedEmail(ma.fields.Email):
     """An email address, trimmed and lower-cased: one address whatever its case."""
 
@@ -43,7 +46,7 @@ class UserSchema(ma.Schema):
 
 class UserCreateSchema(ma.Schema):
     email = NormalizedEmail(required=True, validate=ma.validate.Length(max=320))
-    display_name = Text(required=True, validate=ma.validate.Length(min=1, max=200))
+    display_name = Text(required=True, validate=ma.validate.Length(min=1, max=DISPLAY_NAME_MAX))
     role = ma.fields.String(required=True, validate=ma.validate.OneOf(ROLES))
     tenant_id = ma.fields.UUID(
         allow_none=True,
@@ -58,7 +61,7 @@ class UserCreateSchema(ma.Schema):
 
 class UserUpdateSchema(ma.Schema):
     email = NormalizedEmail(validate=ma.validate.Length(max=320))
-    display_name = Text(validate=ma.validate.Length(min=1, max=200))
+    display_name = Text(validate=ma.validate.Length(min=1, max=DISPLAY_NAME_MAX))
     role = ma.fields.String(validate=ma.validate.OneOf(ROLES))
 
 

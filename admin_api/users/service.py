@@ -208,13 +208,14 @@ def _restore(user: User, *, actor) -> User:
     return user
 
 
-def reset_password(*, actor, user_id: uuid.UUID, new_password: str | None = None, temporary: bool = True) -> dict:
+def reset_password(*, actor, user_id: uuid.UUID, new_password: str | None = None, temporary: bool = True,
+                   if_match=None) -> dict:
     """Set the password (temporary: to be changed at next sign-in), or issue a one-time reset token.
 
     Either way every token of the user dies. Returns `{user}`, plus
     `{reset_token, expires_at}` when a token was issued (shown this once).
     """
-    user = _user_to_change(actor, user_id, "users:reset_password")
+    user = _user_to_change(actor, user_id, "users:reset_password", if_match)
     return _reset_password(user, actor=actor, new_password=new_password, temporary=temporary)
 
 
