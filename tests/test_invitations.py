@@ -305,6 +305,31 @@ def test_an_expired_invitation_shows_expired_with_a_new_etag(inv, client, app):
     assert later.headers["ETag"] != first.headers["ETag"]
 
 
+def _put_in_state(inv, client, app, state: str) -> None:
+    """Take carl's invitation (or its address or tenant) to `state`; other states leave it pending."""
+    carl, h = inv["carl"], inv["h"]
+    if state == "accepted":
+        assert accept(client, carl).status_code == 201
+    elif state == "revoked":
+        assert client.delete(f"{INV}/{carl['id']}", headers=h["alice"]).status_code == 204
+    elif state in ("expired", "invited again"):
+        expire(app)
+        if state == "invited again":
+            invite(client, h["alice"])
+    elif state == "tenant deleted":
+        assert client.delete(f"/api/v1/tenants/{inv['a'].id}", headers=h["root"]).status_code == 204
+    elif state == "email taken":
+        created = client.post("/api/v1/users", headers=h["alice"], json={
+            "email": "Carl@example.test", "display_name": "Carl", "role": "member"})
+        assert created.status_code == 201
+
+
+def _call_on(inv, who: str | None, target: str) -> tuple[dict, str]:
+    """Headers and invitation id of a refusal matrix row: a stale If-Match, an unknown id, or carl's."""
+    headers = {**inv["h"].get(who, {}), **({"If-Match": '"stale"'} if target == "stale" else {})}
+    return headers, new_id() if target == "missing" else inv["carl"]["id"]
+
+
 # --- revoke -----------------------------------------------------------------------------------
 
 def test_revoke_kills_the_token(inv, client, app):
@@ -327,16 +352,9 @@ def test_revoke_kills_the_token(inv, client, app):
     ("alice", "revoked", 409), ("alice", "accepted", 409), ("alice", "expired", 409),
 ])
 def test_revoke_refusals_change_nothing(inv, client, app, who, target, status):
-    carl, h = inv["carl"], inv["h"]
-    if target == "revoked":
-        assert client.delete(f"{INV}/{carl['id']}", headers=h["root"]).status_code == 204
-    elif target == "accepted":
-        assert accept(client, carl).status_code == 201
-    elif target == "expired":
-        expire(app)
-    headers = {**h.get(who, {}), **({"If-Match": '"stale"'} if target == "stale" else {})}
+    _put_in_state(inv, client, app, target)
+    headers, invitation_id = _call_on(inv, who, target)
     before = db_state(app)
-    invitation_id = new_id() if target == "missing" else carl["id"]
     assert_refused(app, before, client.delete(f"{INV}/{invitation_id}", headers=headers), status)
 
 
@@ -377,26 +395,14 @@ def test_resend_issues_a_new_token_and_kills_the_old_one(inv, client, app):
     ("amy", "carl", 404), ("bob", "carl", 404), ("alice", "missing", 404),
     ("alice", "stale", 412),
     ("alice", "revoked", 409), ("alice", "accepted", 409),
-    ("alice", "now a user", 409),                  # the address became a user of the tenant meanwhile
+    ("alice", "email taken", 409),                 # the address became a user of the tenant meanwhile
     ("alice", "invited again", 409),               # an expired one, with a newer pending invitation
     ("root", "tenant deleted", 409),
 ])
 def test_resend_refusals_change_nothing(inv, client, app, who, target, status):
-    carl, h = inv["carl"], inv["h"]
-    if target == "revoked":
-        assert client.delete(f"{INV}/{carl['id']}", headers=h["alice"]).status_code == 204
-    elif target == "accepted":
-        assert accept(client, carl).status_code == 201
-    elif target == "now a user":
-        inv["world"].user("carl@example.test", "member", inv["a"])
-    elif target == "invited again":
-        expire(app)
-        invite(client, h["alice"])
-    elif target == "tenant deleted":
-        assert client.delete(f"/api/v1/tenants/{inv['a'].id}", headers=h["root"]).status_code == 204
-    headers = {**h.get(who, {}), **({"If-Match": '"stale"'} if target == "stale" else {})}
+    _put_in_state(inv, client, app, target)
+    headers, invitation_id = _call_on(inv, who, target)
     before = db_state(app)
-    invitation_id = new_id() if target == "missing" else carl["id"]
     assert_refused(app, before, client.post(f"{INV}/{invitation_id}/resend", headers=headers), status)
 
 
@@ -414,22 +420,6 @@ def test_a_wrong_token_is_an_unknown_id_whatever_the_state(inv, client, app, sta
     unknown = assert_refused(app, before, accept(client, {**carl, "id": new_id()}), status)
     assert wrong == unknown == {"code": 404, "status": "Not Found", "message": "Invitation not found."}
     assert accept(client, carl, token="x").json == wrong
-
-
-def _put_in_state(inv, client, app, state: str) -> None:
-    carl, h = inv["carl"], inv["h"]
-    if state == "accepted":
-        assert accept(client, carl).status_code == 201
-    elif state == "revoked":
-        assert client.delete(f"{INV}/{carl['id']}", headers=h["alice"]).status_code == 204
-    elif state == "expired":
-        expire(app)
-    elif state == "tenant deleted":
-        assert client.delete(f"/api/v1/tenants/{inv['a'].id}", headers=h["root"]).status_code == 204
-    elif state == "email taken":
-        created = client.post("/api/v1/users", headers=h["alice"], json={
-            "email": "Carl@example.test", "display_name": "Carl", "role": "member"})
-        assert created.status_code == 201
 
 
 @pytest.mark.parametrize("state, status", [
