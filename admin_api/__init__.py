@@ -147,10 +147,10 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from admin_api import audit, auth, health, profiles, tenants, users
+    from admin_api import audit, auth, health, invitations, profiles, tenants, users
     from admin_api.core.api import document_common_errors
 
-    areas = (health, auth, tenants, users, profiles, audit)
+    areas = (health, auth, tenants, users, profiles, invitations, audit)
     for area in areas:
         api.register_blueprint(area.blp)
     app.register_blueprint(swagger_assets())

@@ -149,6 +149,27 @@ def reset_password(email: str, tenant_slug: str | None, password: str | None, pe
         click.echo("It must choose a new one at its next sign-in (POST /api/v1/auth/change-password).")
 
 
+@click.group("invitations")
+def invitations_group() -> None:
+    """Operator chores on invitations: invite an address into a tenant."""
+
+
+@invitations_group.command("create")
+@click.argument("email")
+@click.option("--tenant", "tenant_slug", metavar="SLUG", required=True, help="Slug of the tenant to invite into.")
+@click.option("--role", type=click.Choice(["member", "tenant_admin"]), default="member", show_default=True)
+@with_appcontext
+def create_invitation(email: str, tenant_slug: str, role: str) -> None:
+    """Invite EMAIL into a tenant and print the accept token (shown only this once)."""
+    from admin_api.invitations import service
+
+    issued = _service_call(service.create_invitation_as_operator, email=email, tenant_slug=tenant_slug, role=role)
+    click.echo(f"Invited {issued.email} into {tenant_slug} as {issued.role} "
+               f"(valid until {issued.expires_at:%Y-%m-%dT%H:%M:%SZ}). Accept token, shown only this once:")
+    click.echo(issued.token)
+    click.echo(f'Accept: POST /api/v1/invitations/{issued.id}/accept {{"token": ..., "password": ..., "display_name": ...}}')
+
+
 def register(app) -> None:
-    for command in (create_admin, seed_demo, purge_expired, users_group):
+    for command in (create_admin, seed_demo, purge_expired, users_group, invitations_group):
         app.cli.add_command(command)

@@ -35,7 +35,7 @@ DEFAULTS: dict[str, object] = {
     "PASSWORD_HASH_MEMORY_COST": 65536,  # KiB
     "PASSWORD_HASH_PARALLELISM": 4,
     "RESET_TOKEN_TTL": 3600,  # seconds a password reset token works
-    "INVITATION_TTL": 7 * 24 * 3600,
+    "INVITATION_TTL": 7 * 24 * 3600,  # seconds an invitation can be accepted
     "PROXY_FIX_HOPS": 0,  # trusted reverse proxies in front of gunicorn
     "COUNT_ESTIMATE_THRESHOLD": 100_000,  # rows above which unfiltered totals are estimated
     "LOG_LEVEL": "INFO",
@@ -167,6 +167,8 @@ def validate_config(config) -> list[Problem]:
         problems.append(Problem("JWT_ACCESS_TOKEN_EXPIRES", severity, "access token lifetime should be 60 s to 24 h"))
     if not 60 <= config["RESET_TOKEN_TTL"] <= 7 * 24 * 3600:
         problems.append(Problem("RESET_TOKEN_TTL", severity, "password reset tokens should live 60 s to 7 days"))
+    if not 60 <= config["INVITATION_TTL"] <= 90 * 24 * 3600:
+        problems.append(Problem("INVITATION_TTL", severity, "invitations should live 60 s to 90 days"))
     if config["JWT_REFRESH_TOKEN_EXPIRES"] <= config["JWT_ACCESS_TOKEN_EXPIRES"]:
         problems.append(Problem("JWT_REFRESH_TOKEN_EXPIRES", "error", "refresh tokens must outlive access tokens"))
     if "*" in config["CORS_ORIGINS"]:

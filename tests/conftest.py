@@ -5,6 +5,7 @@ from empty tables. Password hashing is made cheap so the suite stays fast.
 """
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 
@@ -98,6 +99,19 @@ def empty_tables() -> None:
         for table in tables:
             db.session.execute(text(f"DELETE FROM {table}"))
     db.session.commit()
+
+
+@pytest.fixture
+def app_log(make_app, caplog):
+    """An app, and every record it logs (admin_api.* does not propagate to the root logger, so hook it directly)."""
+    app = make_app(LOG_LEVEL="INFO")
+    logger = logging.getLogger("admin_api")
+    logger.addHandler(caplog.handler)
+    caplog.handler.setLevel(logging.INFO)
+    try:
+        yield app, caplog
+    finally:
+        logger.removeHandler(caplog.handler)
 
 
 @pytest.fixture

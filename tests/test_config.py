@@ -108,6 +108,7 @@ def test_development_logs_its_config_problems_at_start(instance, caplog):
     ({"CORS_ORIGINS": ["*"]}, "CORS_ORIGINS"),
     ({"APP_ENV": "staging"}, "APP_ENV"),
     ({"RESET_TOKEN_TTL": 0}, "RESET_TOKEN_TTL"), ({"RESET_TOKEN_TTL": 30 * 24 * 3600}, "RESET_TOKEN_TTL"),
+    ({"INVITATION_TTL": 30}, "INVITATION_TTL"), ({"INVITATION_TTL": 365 * 24 * 3600}, "INVITATION_TTL"),
 ])
 def test_broken_settings_are_reported(instance, overrides, key):
     app = create_app({"SECRET_KEY": GOOD, "JWT_SECRET_KEY": GOOD, **overrides})

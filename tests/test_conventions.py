@@ -204,19 +204,6 @@ def test_request_id_with_a_newline_is_replaced(client):
 
 # --- access log -------------------------------------------------------------------
 
-@pytest.fixture
-def app_log(make_app, caplog):
-    """Every record the app logs (admin_api.* does not propagate to the root logger, so hook it directly)."""
-    app = make_app(LOG_LEVEL="INFO")
-    logger = logging.getLogger("admin_api")
-    logger.addHandler(caplog.handler)
-    caplog.handler.setLevel(logging.INFO)
-    try:
-        yield app, caplog
-    finally:
-        logger.removeHandler(caplog.handler)
-
-
 def access_records(caplog) -> list[logging.LogRecord]:
     return [r for r in caplog.records if r.name == "admin_api.access"]
 

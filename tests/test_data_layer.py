@@ -152,7 +152,7 @@ def test_integrity_error_is_a_409_and_the_next_requests_succeed(std, client, app
     from admin_api.users import service
 
     h = std["h"]["alice"]
-    monkeypatch.setattr(service, "_refuse_taken_email", lambda tenant_id, email: None)
+    monkeypatch.setattr(service, "refuse_taken_email", lambda tenant_id, email: None)
     before = audit_actions(app)
     response = client.post("/api/v1/users", headers=h,
                            json={"email": "AMY@example.test", "display_name": "Twin", "role": "member"})

@@ -149,10 +149,34 @@ def test_real_error_bodies_match_the_document(std, client, app):
         ("/api/v1/tenants/{tenant_id}", "DELETE", client.delete(f"/api/v1/tenants/{std['b'].id}", headers=h["bob"]), 403),
         ("/api/v1/tenants/{tenant_id}/restore", "POST", client.post(f"/api/v1/tenants/{std['b'].id}/restore",
                                                                     headers=h["root"]), 409),
+        *invitation_answers(client, h),
     ]
     for path, method, response, status in answers:
         assert response.status_code == status, (method, path, response.json)
         schema[path][method].validate_response(response)  # raises when undocumented or off-schema
+
+
+def invitation_answers(client, h) -> list[tuple]:
+    """Invitation answers of each kind, in order: created, refused, resent, accepted, then gone."""
+    invitations, one, accept = ("/api/v1/invitations", "/api/v1/invitations/{invitation_id}",
+                                "/api/v1/invitations/{invitation_id}/accept")
+    body = {"email": "carl@example.test", "role": "member"}
+    created = client.post(invitations, headers=h["alice"], json=body)
+    url = f"{invitations}/{created.json['id']}"
+    resent = client.post(f"{url}/resend", headers=h["alice"])
+    accepted = {"token": resent.json["token"], "password": "a long enough passphrase", "display_name": "Carl"}
+    return [
+        (invitations, "POST", created, 201),
+        (invitations, "POST", client.post(invitations, headers=h["alice"], json=body), 409),
+        (invitations, "POST", client.post(invitations, headers=h["root"], json=body), 422),
+        (invitations, "GET", client.get(invitations, headers=h["bea"]), 403),
+        (one + "/resend", "POST", resent, 200),
+        (accept, "POST", client.post(f"{url}/accept", json={**accepted, "token": "wrong"}), 404),
+        (accept, "POST", client.post(f"{url}/accept", json=accepted), 201),
+        (accept, "POST", client.post(f"{url}/accept", json=accepted), 409),
+        (one, "DELETE", client.delete(url, headers=h["alice"]), 409),
+        (one, "GET", client.get(url, headers=h["bob"]), 404),
+    ]
 
 
 # --- Swagger UI ------------------------------------------------------------------------
@@ -213,10 +237,12 @@ def test_schemathesis_finds_no_5xx_and_no_undocumented_answer(std, app, mode):
     schema = schemathesis.openapi.from_wsgi("/api/openapi.json", app)
     root_id = std["people"]["root"].id
     root_headers = std["h"]["root"]
+    invitation = std["world"].client.post("/api/v1/invitations", headers=std["h"]["alice"], json={
+        "email": "carl@example.test", "role": "member"})
     with app.app_context():
         event_id = db.session.scalar(select(AuditEvent.id).limit(1))
     known = {"user_id": [std["people"]["alice"].id, std["people"]["amy"].id], "tenant_id": [std["a"].id],
-             "event_id": [event_id]}
+             "event_id": [event_id], "invitation_id": [invitation.json["id"]]}
 
     def fresh_tokens() -> dict:
         with app.app_context():
@@ -253,5 +279,5 @@ def test_schemathesis_finds_no_5xx_and_no_undocumented_answer(std, app, mode):
         except Exception as exc:  # noqa: BLE001 - collect every operation's failure, report them together
             failures[operation.label] = str(exc)[:3000]
         tested += 1
-    assert tested >= 14
+    assert tested >= 19
     assert failures == {}, "\n\n".join(f"== {label}\n{text}" for label, text in failures.items())

@@ -8,6 +8,7 @@ from tests.conftest import bearer
 
 USERS = "/api/v1/users"
 EVENTS = "/api/v1/audit-events"
+INVITATIONS = "/api/v1/invitations"
 
 
 @pytest.fixture
@@ -88,12 +89,14 @@ def decisions(monkeypatch):
 
 
 @pytest.mark.parametrize("who", ["root", "alice", "amy"])
-@pytest.mark.parametrize("route", ["users", "user", "tenants", "tenant", "events", "me"])
+@pytest.mark.parametrize("route", ["users", "user", "tenants", "tenant", "events", "me", "invitations", "invitation"])
 def test_a_request_takes_at_most_two_policy_decisions(std, client, decisions, who, route):
     a, people = std["a"], std["people"]
+    invitation = client.post(INVITATIONS, headers=std["h"]["alice"], json={"email": "carl@example.test", "role": "member"})
     paths = {
         "users": USERS, "user": f"{USERS}/{people['amy'].id}", "tenants": "/api/v1/tenants",
         "tenant": f"/api/v1/tenants/{a.id}", "events": EVENTS, "me": "/api/v1/auth/me",
+        "invitations": INVITATIONS, "invitation": f"{INVITATIONS}/{invitation.json['id']}",
     }
     decisions.clear()
     response = client.get(paths[route], headers=std["h"][who])

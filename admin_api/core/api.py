@@ -206,12 +206,9 @@ class Blueprint(flask_smorest.Blueprint):
 
 
 def etag_data(entity) -> dict:
-    """What an ETag covers: the row's version, and for users the sign-in time (written without a new version)."""
-    data = {"id": str(entity.id), "version": entity.version}
-    last_login_at = getattr(entity, "last_login_at", None)
-    if last_login_at is not None:
-        data["last_login_at"] = last_login_at.isoformat()
-    return data
+    """What an ETag covers: the row's version, and what changes without one (`etag_extra`: a user's sign-in
+    time, an invitation's expiry)."""
+    return {"id": str(entity.id), "version": entity.version, **getattr(entity, "etag_extra", {})}
 
 
 def etag_of(entity) -> str:

@@ -26,6 +26,7 @@ def _ref(type_name: str, id_) -> dict:
 def _entity(obj) -> tuple[dict, list[dict]]:
     """Cedar reference of a model object, and the entities that describe it."""
     from admin_api.audit.models import AuditEvent
+    from admin_api.invitations.models import Invitation
     from admin_api.tenants.models import Tenant
     from admin_api.users.models import User
 
@@ -40,6 +41,10 @@ def _entity(obj) -> tuple[dict, list[dict]]:
         attrs = {"role": obj.role, "status": obj.status}
         if obj.tenant_id:
             attrs["tenant"] = {"__entity": _ref("Tenant", obj.tenant_id)}
+        return ref, [{"uid": ref, "attrs": attrs, "parents": []}, *_tenant_stub(obj.tenant_id)]
+    if isinstance(obj, Invitation):
+        ref = _ref("Invitation", obj.id)
+        attrs = {"tenant": {"__entity": _ref("Tenant", obj.tenant_id)}, "role": obj.role}
         return ref, [{"uid": ref, "attrs": attrs, "parents": []}, *_tenant_stub(obj.tenant_id)]
     if isinstance(obj, AuditEvent):
         ref = _ref("AuditEvent", obj.id)

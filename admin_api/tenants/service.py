@@ -50,6 +50,32 @@ def get_tenant(*, actor, tenant_id: uuid.UUID) -> Tenant:
     return tenant
 
 
+def tenant_by_slug(slug: str) -> Tenant:
+    """The tenant an operator names by its slug (case-insensitive), deleted ones included; 404 when none."""
+    tenant = db.session.scalar(select(Tenant).where(Tenant.slug == slug.strip().lower()))
+    if tenant is None:
+        raise NotFound(f"No tenant with slug {slug!r}.")
+    return tenant
+
+
+def list_scope(*, actor, action: str, tenant_id: uuid.UUID | None = None) -> Tenant | None:
+    """The tenant a list (`action`, e.g. users:list) is limited to; None: every tenant.
+
+    A named tenant must be visible (404) and listable (403). Without one, a
+    platform-wide reader lists everything; anyone else its own tenant, if it may (403).
+    """
+    if tenant_id is not None:
+        tenant = get_tenant(actor=actor, tenant_id=tenant_id)
+        authorize(actor, action, tenant)
+        return tenant
+    if allowed(actor, action, PLATFORM):
+        return None
+    if actor.tenant is None:
+        authorize(actor, action, PLATFORM)
+    authorize(actor, action, actor.tenant)
+    return actor.tenant
+
+
 def _tenant_to_change(actor, tenant_id: uuid.UUID, action: str, if_match=None) -> Tenant:
     """The tenant an action targets: visible to the actor (404), the action allowed (403), If-Match current (412)."""
     tenant = get_tenant(actor=actor, tenant_id=tenant_id)

@@ -51,6 +51,11 @@ class User(IdMixin, TimestampMixin, db.Model):
     def is_active(self) -> bool:
         return self.status == "active"
 
+    @property
+    def etag_extra(self) -> dict:
+        """The ETag covers the sign-in time too: it is written without a new version."""
+        return {"last_login_at": self.last_login_at.isoformat()} if self.last_login_at is not None else {}
+
 
 class PasswordResetToken(TimestampMixin, db.Model):
     """The one outstanding reset token of a user, as a digest; issuing another replaces it.

@@ -7,7 +7,7 @@ from sqlalchemy import func, or_, select
 
 from admin_api.core import audit
 from admin_api.core.api import check_if_match
-from admin_api.core.authz import PLATFORM, allowed, authorize, require_visible
+from admin_api.core.authz import PLATFORM, authorize, require_visible
 from admin_api.core.db import guarded_update, utcnow
 from admin_api.core.errors import Conflict, Invalid, NotFound
 from admin_api.core.pagination import ResultPage, paginate
@@ -28,19 +28,9 @@ def snapshot(user: User) -> dict:
 
 
 def list_users(*, actor, args: dict) -> ResultPage:
-    stmt = select(User)
-    filtered = any(key in args for key in ("tenant_id", "status", "role", "q"))
-    if "tenant_id" in args:
-        tenant = tenants.get_tenant(actor=actor, tenant_id=args["tenant_id"])
-        authorize(actor, "users:list", tenant)
-        stmt = stmt.where(User.tenant_id == tenant.id)
-    elif not allowed(actor, "users:list", PLATFORM):
-        # Not a platform-wide reader: the list is the actor's own tenant, if it may list that.
-        if actor.tenant is None:
-            authorize(actor, "users:list", PLATFORM)
-        authorize(actor, "users:list", actor.tenant)
-        stmt = stmt.where(User.tenant_id == actor.tenant_id)
-        filtered = True
+    scope = tenants.list_scope(actor=actor, action="users:list", tenant_id=args.get("tenant_id"))
+    stmt = select(User) if scope is None else select(User).where(User.tenant_id == scope.id)
+    filtered = scope is not None or any(key in args for key in ("status", "role", "q"))
     if "status" in args:
         stmt = stmt.where(User.status == args["status"])
     if "role" in args:
@@ -72,7 +62,8 @@ def find_by_email(tenant_id: uuid.UUID | None, email: str) -> User | None:
     return db.session.scalar(select(User).where(User.email_key == email_key(tenant_id, email)))
 
 
-def _refuse_taken_email(tenant_id, email: str) -> None:
+def refuse_taken_email(tenant_id, email: str) -> None:
+    """409 naming the existing user when the address is taken in the tenant (None: the platform)."""
     existing = find_by_email(tenant_id, email)
     if existing is not None:
         raise Conflict(
@@ -99,19 +90,27 @@ def create_user(*, actor, email: str, display_name: str, role: str, tenant_id=No
     tenant = _target_tenant(actor, role, tenant_id)
     authorize(actor, "users:create", tenant or PLATFORM, {"role": role})
     tenants.require_active_tenant(tenant)
-    if password is not None and (problems := password_problems(password, email=email)):
-        raise Invalid(errors={"password": problems})
-    _refuse_taken_email(tenant.id if tenant else None, email)
-    user = User(
-        tenant_id=tenant.id if tenant else None, email=email, email_key=email_key(tenant.id if tenant else None, email),
-        display_name=display_name, role=role, status="active",
-        password_hash=hash_password(password) if password else None,
-    )
-    db.session.add(user)
-    db.session.flush()
+    user = add_user(tenant=tenant, email=email, display_name=display_name, role=role, password=password)
     audit.record("user.create", actor=actor, tenant_id=user.tenant_id, target_type="user", target_id=user.id,
                  changes={"after": snapshot(user)})
     db.session.commit()
+    return user
+
+
+def add_user(*, tenant: Tenant | None, email: str, display_name: str, role: str, password: str | None) -> User:
+    """A new active user of the tenant (None: the platform), flushed; the caller authorizes, audits and commits.
+
+    The rules of every new account: the password rules (422 naming `password`),
+    one address per tenant (409; the unique email_key decides races).
+    """
+    if password is not None and (problems := password_problems(password, email=email)):
+        raise Invalid("Password refused.", errors={"password": problems})
+    tenant_id = tenant.id if tenant else None
+    refuse_taken_email(tenant_id, email)
+    user = User(tenant_id=tenant_id, email=email, email_key=email_key(tenant_id, email), display_name=display_name,
+                role=role, status="active", password_hash=hash_password(password) if password else None)
+    db.session.add(user)
+    db.session.flush()
     return user
 
 
@@ -139,7 +138,7 @@ def update_user(*, actor, user_id: uuid.UUID, changes: dict, if_match=None) -> U
     if user.role == "platform_admin" and new_role != user.role and _active_platform_admins() <= 1:
         raise Conflict(LAST_ADMIN)
     if "email" in changes and changes["email"] != user.email:
-        _refuse_taken_email(user.tenant_id, changes["email"])
+        refuse_taken_email(user.tenant_id, changes["email"])
         user.email_key = email_key(user.tenant_id, changes["email"])
     before = snapshot(user)
     for field, value in changes.items():
@@ -253,7 +252,8 @@ def accounts_with_email(email: str, tenant_slug: str | None = None) -> list[User
 
 # --- operator commands (trusted: run on the server, no actor) --------------------
 
-def _normalized_email(email: str) -> str:
+def normalize_email(email: str) -> str:
+    """An address typed by an operator, normalized as the API does (422 naming `email` when invalid)."""
     from marshmallow import ValidationError
 
     from admin_api.users.schemas import NormalizedEmail
@@ -266,7 +266,7 @@ def _normalized_email(email: str) -> str:
 
 def operator_account(*, email: str, tenant_slug: str | None = None) -> User:
     """The one account an operator names: by email, and by tenant slug (or "platform") when the email is shared."""
-    found = accounts_with_email(_normalized_email(email), tenant_slug)
+    found = accounts_with_email(normalize_email(email), tenant_slug)
     if not found:
         raise NotFound("No user with this email" + (f" in {tenant_slug}." if tenant_slug else "."))
     if len(found) > 1:
@@ -292,14 +292,8 @@ def first_active_platform_admin() -> User | None:
 
 def bootstrap_platform_admin(*, email: str, password: str) -> User:
     """A platform admin created from the command line (audited with actor 'cli')."""
-    email = _normalized_email(email)
-    if problems := password_problems(password, email=email):
-        raise Invalid("Password refused.", errors={"password": problems})
-    _refuse_taken_email(None, email)
-    user = User(email=email, email_key=email_key(None, email), display_name="Platform admin",
-                role="platform_admin", status="active", password_hash=hash_password(password))
-    db.session.add(user)
-    db.session.flush()
+    user = add_user(tenant=None, email=normalize_email(email), display_name="Platform admin", role="platform_admin",
+                    password=password)
     audit.record("user.create", actor_email=OPERATOR, target_type="user", target_id=user.id,
                  changes={"after": snapshot(user)})
     db.session.commit()
