@@ -164,6 +164,13 @@ class World:
         assert response.status_code == 200, response.json
         return response.json
 
+    def mint(self, user: User) -> dict:
+        """Tokens for a user, without a sign-in (no throttle row, no audit event)."""
+        from admin_api.core.security import issue_tokens
+
+        with self.app.app_context():
+            return issue_tokens(db.session.get(User, user.id))
+
     def headers(self, email: str, password: str = PASSWORD) -> dict:
         return bearer(self.login(email, password)["access_token"])
 
@@ -195,10 +202,18 @@ def world(app, client) -> World:
 
 
 @pytest.fixture
-def std(world):
-    """The standard world with signed-in headers per person."""
+def std(world, request):
+    """The standard world with signed-in headers per person.
+
+    The tokens are minted directly, as a sign-in would (the sign-in itself is tested in test_auth): five HTTP
+    sign-ins per test were the largest part of the suite's time. Tests marked `real_sign_ins` sign in over
+    HTTP (they read the sign-ins' audit events).
+    """
     a, b, people = world.standard()
-    headers = {name: world.headers(user.email) for name, user in people.items()}
+    if request.node.get_closest_marker("real_sign_ins"):
+        headers = {name: world.headers(user.email) for name, user in people.items()}
+    else:
+        headers = {name: bearer(world.mint(user)["access_token"]) for name, user in people.items()}
     return {"a": a, "b": b, "people": people, "h": headers, "world": world}
 
 

@@ -17,6 +17,8 @@ FIELDS = {"id", "occurred_at", "action", "actor_id", "actor_email", "tenant_id",
           "user_agent", "request_id", "changes"}
 SECRET = "carol's very own secret"
 
+pytestmark = pytest.mark.real_sign_ins  # these tests read the sign-ins' audit events
+
 
 def stored_events(app) -> list[AuditEvent]:
     with app.app_context():

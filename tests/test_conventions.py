@@ -281,6 +281,7 @@ def _assert_utc_timestamp(value: str) -> None:
     assert abs(moment - datetime.now(UTC)) < timedelta(minutes=10), value  # UTC, not local time labelled UTC
 
 
+@pytest.mark.real_sign_ins  # reads last_login_at
 def test_timestamps_in_bodies_are_rfc3339_utc(std, client):
     h = std["h"]["root"]
     users = client.get("/api/v1/users", headers=h).json
