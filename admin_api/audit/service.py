@@ -6,7 +6,7 @@ import uuid
 from sqlalchemy import select
 
 from admin_api.audit.models import AuditEvent
-from admin_api.core.authz import PLATFORM, allowed, authorize, require_visible
+from admin_api.core.authz import require_visible
 from admin_api.core.errors import NotFound
 from admin_api.core.pagination import ResultPage, paginate
 from admin_api.extensions import db
@@ -18,17 +18,10 @@ FILTERS = ("actor_id", "action", "target_type", "target_id")
 def list_events(*, actor, args: dict) -> ResultPage:
     stmt = select(AuditEvent)
     # The log is the largest table: unfiltered, its total may be PostgreSQL's estimate (see paginate).
-    filtered = any(name in args for name in ("tenant_id", "since", "until", *FILTERS))
-    if "tenant_id" in args:
-        tenant = tenants.get_tenant(actor=actor, tenant_id=args["tenant_id"])
-        authorize(actor, "audit:list", tenant)
-        stmt = stmt.where(AuditEvent.tenant_id == tenant.id)
-    elif not allowed(actor, "audit:list", PLATFORM):
-        if actor.tenant is None:
-            authorize(actor, "audit:list", PLATFORM)
-        authorize(actor, "audit:list", actor.tenant)
-        stmt = stmt.where(AuditEvent.tenant_id == actor.tenant_id)
-        filtered = True
+    tenant_id = tenants.listing_tenant(actor=actor, action="audit:list", tenant_id=args.get("tenant_id"))
+    if tenant_id is not None:
+        stmt = stmt.where(AuditEvent.tenant_id == tenant_id)
+    filtered = tenant_id is not None or any(name in args for name in ("since", "until", *FILTERS))
     for name in FILTERS:
         if name in args:
             stmt = stmt.where(getattr(AuditEvent, name) == args[name])

@@ -50,6 +50,24 @@ def get_tenant(*, actor, tenant_id: uuid.UUID) -> Tenant:
     return tenant
 
 
+def listing_tenant(*, actor, action: str, tenant_id: uuid.UUID | None = None) -> uuid.UUID | None:
+    """The tenant a list of `action` (`users:list`, ...) is limited to; None: not limited (a platform-wide reader).
+
+    The tenant asked for (404 unless visible, 403 unless the action is allowed there); else everything when the
+    actor may list platform-wide; else its own tenant, if it may list that.
+    """
+    if tenant_id is not None:
+        tenant = get_tenant(actor=actor, tenant_id=tenant_id)
+        authorize(actor, action, tenant)
+        return tenant.id
+    if allowed(actor, action, PLATFORM):
+        return None
+    if actor.tenant is None:
+        authorize(actor, action, PLATFORM)
+    authorize(actor, action, actor.tenant)
+    return actor.tenant_id
+
+
 def _tenant_to_change(actor, tenant_id: uuid.UUID, action: str, if_match=None) -> Tenant:
     """The tenant an action targets: visible to the actor (404), the action allowed (403), If-Match current (412)."""
     tenant = get_tenant(actor=actor, tenant_id=tenant_id)

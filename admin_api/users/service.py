@@ -7,7 +7,7 @@ from sqlalchemy import func, or_, select
 
 from admin_api.core import audit
 from admin_api.core.api import check_if_match
-from admin_api.core.authz import PLATFORM, allowed, authorize, require_visible
+from admin_api.core.authz import PLATFORM, authorize, require_visible
 from admin_api.core.db import guarded_update, utcnow
 from admin_api.core.errors import Conflict, Invalid, NotFound
 from admin_api.core.pagination import ResultPage, paginate
@@ -29,18 +29,10 @@ def snapshot(user: User) -> dict:
 
 def list_users(*, actor, args: dict) -> ResultPage:
     stmt = select(User)
-    filtered = any(key in args for key in ("tenant_id", "status", "role", "q"))
-    if "tenant_id" in args:
-        tenant = tenants.get_tenant(actor=actor, tenant_id=args["tenant_id"])
-        authorize(actor, "users:list", tenant)
-        stmt = stmt.where(User.tenant_id == tenant.id)
-    elif not allowed(actor, "users:list", PLATFORM):
-        # Not a platform-wide reader: the list is the actor's own tenant, if it may list that.
-        if actor.tenant is None:
-            authorize(actor, "users:list", PLATFORM)
-        authorize(actor, "users:list", actor.tenant)
-        stmt = stmt.where(User.tenant_id == actor.tenant_id)
-        filtered = True
+    tenant_id = tenants.listing_tenant(actor=actor, action="users:list", tenant_id=args.get("tenant_id"))
+    if tenant_id is not None:
+        stmt = stmt.where(User.tenant_id == tenant_id)
+    filtered = tenant_id is not None or any(key in args for key in ("status", "role", "q"))
     if "status" in args:
         stmt = stmt.where(User.status == args["status"])
     if "role" in args:
