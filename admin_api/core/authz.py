@@ -15,7 +15,7 @@ tenant users, inside guard rails that no policy text can break:
 * A policy that fails to evaluate denies the request (fail closed), and
   `allowed()` records an `authz.error` audit event that outlives the refusal.
 
-Enforcement (`allowed`) and the dry-run of a draft both call `decide()`.
+Enforcement (`allowed`) and the dry-run of a draft both decide with `answer()`.
 """
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ from typing import Any, Callable
 
 from admin_api.core.errors import Forbidden, NotFound
 from admin_api.policy import Bundle, Decision, evaluate
+from admin_api.policy.evaluator import Candidate, Entities
 from admin_api.policy.live import bundle_for, revisions_of
 
 # --- Where a new area plugs in ------------------------------------------------------------------------------------
@@ -146,18 +147,39 @@ def _may_widen(actor, action: str, resource) -> bool:
     return action in TENANT_ACTIONS and actor.tenant_id is not None and tenant_of(resource) == actor.tenant_id
 
 
-def decide(actor, action: str, resource, context: dict | None = None, *, bundle: Bundle | None = None,
-           memoize: bool = True) -> Decision:
-    """Cedar's decision over the actor's policies (or `bundle`), within the guard rails."""
+@dataclass(frozen=True)
+class Question:
+    """"May `actor` do `action` on `resource`?", described to Cedar once (the dry-run asks it twice)."""
+
+    actor: Any
+    action: str
+    resource: Any
+    context: dict | None
+    principal: dict
+    target: dict
+    entities: Entities
+
+
+def question(actor, action: str, resource, context: dict | None = None) -> Question:
     principal, principal_entities = _entity(actor)
     target, resource_entities = _entity(resource)
-    bundle = bundle or live_bundle(actor)
-    decision = evaluate(principal=principal, action=action, resource=target,
-                        entities=_merge(principal_entities, resource_entities), context=context,
-                        policies=bundle.for_action(action), memoize=memoize and bundle.memoize)
-    if decision.allowed and not decision.builtin and not _may_widen(actor, action, resource):
+    return Question(actor, action, resource, context, principal, target,
+                    Entities(_merge(principal_entities, resource_entities)))
+
+
+def answer(asked: Question, bundle: Bundle | Candidate, *, memoize: bool = True) -> Decision:
+    """Cedar's decision over `bundle`, within the guard rails: enforcement and dry-run alike."""
+    decision = evaluate(principal=asked.principal, action=asked.action, resource=asked.target, entities=asked.entities,
+                        context=asked.context, policies=bundle.for_action(asked.action),
+                        memoize=memoize and bundle.memoize)
+    if decision.allowed and not decision.builtin and not _may_widen(asked.actor, asked.action, asked.resource):
         return Decision(False, (GUARD,), decision.errors)
     return decision
+
+
+def decide(actor, action: str, resource, context: dict | None = None) -> Decision:
+    """The decision over the actor's live policies."""
+    return answer(question(actor, action, resource, context), live_bundle(actor))
 
 
 def allowed(actor, action: str, resource, context: dict | None = None) -> bool:

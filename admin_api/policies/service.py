@@ -16,18 +16,19 @@ from sqlalchemy import select
 
 from admin_api.core import audit
 from admin_api.core.api import check_if_match
-from admin_api.core.authz import (GUARD, PLATFORM, TENANT_ACTIONS, Bundle, allowed, authorize, decide, live_bundle,
-                                  model_named, require_visible, tenant_of)
+from admin_api.core.authz import (GUARD, PLATFORM, TENANT_ACTIONS, Bundle, allowed, answer, authorize, live_bundle,
+                                  model_named, question, require_visible, tenant_of)
 from admin_api.core.db import dialect_insert, utcnow
 from admin_api.core.errors import Conflict, Invalid, NotFound
 from admin_api.core.pagination import ResultPage, paginate
 from admin_api.extensions import db
 from admin_api.policies.models import PLATFORM_SCOPE, Policy, PolicySetVersion, name_key
 from admin_api.policy import Registered
+from admin_api.policy.evaluator import Candidate
 from admin_api.policy.catalog import ACTIONS, ENTITY_TYPES, SCHEMA_TEXT
 from admin_api.policy.evaluator import BUILTIN_IDS
 from admin_api.policy.live import bundle_for
-from admin_api.policy.source import Problem, problems, registered_id
+from admin_api.policy.source import Problem, problems
 from admin_api.tenants import service as tenants
 from admin_api.tenants.models import Tenant
 
@@ -171,7 +172,7 @@ def dry_run(*, actor, source: str, requests: list[dict], tenant_id: uuid.UUID | 
     """Each request decided with the draft added to the live policies, and without it. Saves and audits nothing.
 
     The draft applies where it would once registered: to the users of its tenant (a platform-wide draft: of every
-    tenant), never to platform admins. Both decisions come from core.authz.decide(), as in enforcement, but with
+    tenant), never to platform admins. Both decisions come from core.authz.answer(), as in enforcement, but with
     throw-away policy sets kept out of every cache.
     """
     tenant = _scope(actor, tenant_id)
@@ -193,7 +194,8 @@ class _Trial:
         self.draft = draft
         self.scope = scope
         self.visible_tenant = visible_tenant
-        self._bundles: dict[uuid.UUID | None, tuple[Bundle, Bundle]] = {}
+        self._bundles: dict[uuid.UUID | None, tuple[Bundle, Bundle | Candidate]] = {}
+        self._loaded: list = []
 
     def preload(self, requests: list[dict]) -> None:
         """Every named entity (and its tenant) in one query per type, so that evaluating them reads nothing more."""
@@ -204,7 +206,8 @@ class _Trial:
                     wanted[model].add(entity_id)
         loaded = [obj for model, ids in wanted.items() for obj in db.session.scalars(select(model).where(model.id.in_(ids)))]
         tenant_ids = {tenant_of(obj) for obj in loaded} - {None}
-        db.session.scalars(select(Tenant).where(Tenant.id.in_(tenant_ids))).all()
+        # Held for the trial: the session's identity map only keeps weak references.
+        self._loaded = [*loaded, *db.session.scalars(select(Tenant).where(Tenant.id.in_(tenant_ids)))]
 
     def run(self, request: dict) -> dict:
         action = ACTIONS.get(request["action"])
@@ -215,9 +218,11 @@ class _Trial:
         if principal_problem or resource_problem:
             return _unanswered(*filter(None, (principal_problem, resource_problem)))
         live, candidate = self._bundles_of(principal)
-        context = request["context"]
-        without = decide(principal, action.name, resource, context, bundle=live, memoize=False)
-        decision = decide(principal, action.name, resource, context, bundle=candidate, memoize=False)
+        asked = question(principal, action.name, resource, request["context"])
+        without = answer(asked, live, memoize=False)  # throw-away questions: kept out of the memo
+        # Where no statement of the draft can apply to the action, its decision is the live one (Cedar skips a
+        # policy whose scope does not match: it neither matches nor fails).
+        decision = answer(asked, candidate) if candidate is not live and candidate.adds_to(action.name) else without
         return {
             "decision": _verdict(decision), "decision_without_candidate": _verdict(without),
             "changed": decision.allowed != without.allowed,
@@ -239,13 +244,13 @@ class _Trial:
             return None, f"{type_name} {entity_id!r} not found."
         return obj, None
 
-    def _bundles_of(self, principal) -> tuple[Bundle, Bundle]:
+    def _bundles_of(self, principal) -> tuple[Bundle, Bundle | Candidate]:
         """The principal's live policies, and the same with the draft where the draft applies to it."""
         key = principal.tenant_id
         if key not in self._bundles:
             live = live_bundle(principal, keep=False)
             applies = key is not None and self.scope in (None, key)
-            self._bundles[key] = (live, live.with_policies([self.draft]) if applies else live)
+            self._bundles[key] = (live, live.with_draft(self.draft) if applies else live)
         return self._bundles[key]
 
 
@@ -265,14 +270,14 @@ def _unanswered(*messages: str) -> dict:
             "errors": [{"message": message, "policy": None} for message in messages]}
 
 
-def _policy_ref(cedar_id: str, bundle: Bundle) -> dict:
+def _policy_ref(cedar_id: str, bundle: Bundle | Candidate) -> dict:
     """A determining (or failing) policy as the console shows it."""
     if cedar_id == GUARD:
         return {"id": GUARD, "name": "Guard rail: registered policies cannot grant this (another tenant's "
                                      "resource, or a platform action)", "kind": "guard", "draft": False}
     if cedar_id in BUILTIN_IDS:
         return {"id": cedar_id, "name": cedar_id, "kind": "builtin", "draft": False}
-    policy_id = registered_id(cedar_id)
+    policy_id = bundle.policy_of(cedar_id)
     if policy_id == DRAFT:
         return {"id": DRAFT, "name": DRAFT, "kind": "draft", "draft": True}
     return {"id": policy_id, "name": bundle.names.get(policy_id), "kind": "registered", "draft": False}
@@ -281,7 +286,7 @@ def _policy_ref(cedar_id: str, bundle: Bundle) -> dict:
 _FAILING_POLICY = re.compile(r"while evaluating policy `([^`]+)`")
 
 
-def _erring_policy(error: str, bundle: Bundle) -> dict | None:
+def _erring_policy(error: str, bundle: Bundle | Candidate) -> dict | None:
     match = _FAILING_POLICY.search(error)
     return _policy_ref(match.group(1), bundle) if match else None
 

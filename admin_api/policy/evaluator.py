@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -21,7 +21,7 @@ import cedarpy
 from cedarpy import pst
 
 from admin_api.policy.catalog import ACTION_GROUPS, SCHEMA, SCHEMA_TEXT  # noqa: F401 (SCHEMA_TEXT re-exported)
-from admin_api.policy.source import statements
+from admin_api.policy.source import registered_id, statements
 
 log = logging.getLogger("admin_api.policy")
 
@@ -68,11 +68,13 @@ def _may_apply(template: pst.Template, action: str) -> bool:
 class Bundle:
     """The built-in role policies plus registered ones, handed to Cedar per action (built once per action)."""
 
-    def __init__(self, registered: Sequence[Registered] = (), *, memoize: bool = True):
+    memoize = True  # its per-action sets live as long as the bundle: their answers may be memoized
+
+    def __init__(self, registered: Sequence[Registered] = ()):
         self.registered = tuple(registered)
         self.names = {policy.id: policy.name for policy in self.registered}
-        self.memoize = memoize  # False for throw-away bundles (a dry-run's draft): they stay out of the memo
-        self._templates = [*_BUILTIN_TEMPLATES, *(t for policy in self.registered for t in statements(policy.source, policy.id))]
+        self._templates = [*_BUILTIN_TEMPLATES,
+                           *(template for policy in self.registered for template in statements(policy.source, policy.id))]
         self._by_action: dict[str, cedarpy.PolicySet] = {}
 
     def for_action(self, action: str) -> cedarpy.PolicySet:
@@ -84,9 +86,45 @@ class Bundle:
             found = self._by_action.setdefault(action, found)
         return found
 
-    def with_policies(self, more: Iterable[Registered]) -> Bundle:
-        """This bundle plus `more` (a draft), kept out of the decision memo."""
-        return Bundle([*self.registered, *more], memoize=False)
+    def policy_of(self, cedar_id: str) -> str:
+        """The policy a Cedar id belongs to: a built-in policy's @id, or a registered policy's id."""
+        return registered_id(cedar_id)
+
+    def with_draft(self, draft: Registered) -> Candidate:
+        return Candidate(self, draft)
+
+
+class Candidate:
+    """A bundle plus a draft policy (a dry-run): the bundle's per-action sets with the draft's text added.
+
+    Only the draft is parsed; its statements take the Cedar ids Cedar gives added text. Throw-away: its answers
+    stay out of the decision memo.
+    """
+
+    memoize = False
+
+    def __init__(self, base: Bundle, draft: Registered):
+        self.base = base
+        self.draft = draft
+        self.names = {**base.names, draft.id: draft.name}
+        self._known = {template.id for template in base._templates}
+        self._scopes = statements(draft.source, draft.id)
+        self._by_action: dict[str, cedarpy.PolicySet] = {}
+
+    def adds_to(self, action: str) -> bool:
+        """Whether the draft can take part in decisions on `action` (else they are the base's, exactly)."""
+        return any(_may_apply(template, action) for template in self._scopes)
+
+    def for_action(self, action: str) -> cedarpy.PolicySet:
+        if not self.adds_to(action):
+            return self.base.for_action(action)
+        found = self._by_action.get(action)
+        if found is None:
+            found = self._by_action.setdefault(action, self.base.for_action(action).with_added_str(self.draft.source))
+        return found
+
+    def policy_of(self, cedar_id: str) -> str:
+        return self.base.policy_of(cedar_id) if cedar_id in self._known else self.draft.id
 
 
 _BUILTIN_TEMPLATES = _builtin_templates()
@@ -94,7 +132,27 @@ BUILTIN_IDS = frozenset(template.id for template in _BUILTIN_TEMPLATES)
 BUILTIN = Bundle()
 
 
-def evaluate(*, principal: dict, action: str, resource: dict, entities: list[dict],
+class Entities:
+    """The entities of one question: their JSON (what the memo compares) and Cedar's parsed handle, made once."""
+
+    def __init__(self, entities: list[dict]):
+        self.json = json.dumps(entities, sort_keys=True)
+        self._parsed: cedarpy.Entities | None = None
+
+    def parsed(self) -> cedarpy.Entities:
+        """Parsed and checked against the schema (a ValueError when they do not conform)."""
+        if self._parsed is None:
+            self._parsed = cedarpy.Entities.from_json_str(self.json, SCHEMA)
+        return self._parsed
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Entities) and other.json == self.json
+
+    def __hash__(self) -> int:
+        return hash(self.json)
+
+
+def evaluate(*, principal: dict, action: str, resource: dict, entities: list[dict] | Entities,
              context: dict | None = None, policies: cedarpy.PolicySet | None = None,
              memoize: bool = True) -> Decision:
     """Decide one request. Any evaluation error denies (fail closed)."""
@@ -108,15 +166,18 @@ def evaluate(*, principal: dict, action: str, resource: dict, entities: list[dic
     # the JSON text of the inputs is the key (a policy set is keyed by identity: a new set, new entries).
     decide = _decide if memoize else _decide.__wrapped__
     decision = decide(policies or BUILTIN.for_action(action), json.dumps(request, sort_keys=True),
-                      json.dumps(entities, sort_keys=True))
+                      entities if isinstance(entities, Entities) else Entities(entities))
     if decision.errors:
         log.warning("policy evaluation error on %s: %s", action, decision.errors)
     return decision
 
 
 @lru_cache(maxsize=8192)
-def _decide(policies: cedarpy.PolicySet, request_json: str, entities_json: str) -> Decision:
-    result = cedarpy.is_authorized(json.loads(request_json), policies, json.loads(entities_json), schema=SCHEMA)
+def _decide(policies: cedarpy.PolicySet, request_json: str, entities: Entities) -> Decision:
+    try:
+        result = cedarpy.is_authorized(json.loads(request_json), policies, entities.parsed(), schema=SCHEMA)
+    except ValueError as exc:  # entities that do not conform to the schema: no decision, so a deny
+        return Decision(False, (), (f"invalid entities: {exc}",))
     determining = tuple(result.diagnostics.reasons)
     errors = tuple(str(error) for error in result.diagnostics.errors)
     return Decision(result.allowed and not errors, determining, errors,
