@@ -421,3 +421,25 @@ def test_a_sign_in_reads_the_policy_versions_with_the_user(pw, client, app):
     headers = bearer(client.post("/api/v1/auth/login", json={"email": "bea@example.test", "password": PASSWORD})
                      .json["access_token"])
     assert client.get(f"{USERS}/{pw['people']['bea'].id}", headers=headers).status_code == 200
+
+
+def test_real_policy_answers_match_the_document(pw, client, app):
+    """The shapes schemathesis rarely reaches: a 422 with problems, both kinds of dry-run answer, the schema."""
+    import schemathesis
+
+    schema = schemathesis.openapi.from_wsgi("/api/openapi.json", app)
+    h, people = pw["h"], pw["people"]
+    request = delete_request(people["alice"], people["ann"])
+    answers = [
+        ("/api/v1/policies", "POST", register(client, h["alice"], source="permit (principal, oops);"), 422),
+        ("/api/v1/policies", "POST", register(client, h["alice"]), 201),
+        ("/api/v1/policies", "POST", register(client, h["alice"]), 409),
+        ("/api/v1/policies/dry-run", "POST", client.post(f"{POLICIES}/dry-run", headers=h["alice"], json={
+            "source": f"{PERMIT_ALL}\n{OVERFLOWS_ON_MEMBER}", "requests": [request, {**request, "action": "nope"}]}), 200),
+        ("/api/v1/policies/dry-run", "POST", client.post(f"{POLICIES}/dry-run", headers=h["alice"], json={
+            "source": "nope", "requests": [request]}), 200),
+        ("/api/v1/policies/schema", "GET", client.get(f"{POLICIES}/schema", headers=h["alice"]), 200),
+    ]
+    for path, method, response, status in answers:
+        assert response.status_code == status, (method, path, response.json)
+        schema[path][method].validate_response(response)
