@@ -170,6 +170,28 @@ def create_invitation(email: str, tenant_slug: str, role: str) -> None:
     click.echo(f'Accept: POST /api/v1/invitations/{issued.id}/accept {{"token": ..., "password": ..., "display_name": ...}}')
 
 
+@click.group("policies")
+def policies_group() -> None:
+    """Cedar policies: check a policy file before registering it."""
+
+
+@policies_group.command("check")
+@click.argument("file", type=click.File("r", encoding="utf-8"))
+@click.option("--tenant", "tenant_slug", metavar="SLUG", help="Check it as a policy of this tenant (default: platform-wide).")
+@with_appcontext
+def check_policy(file, tenant_slug: str | None) -> None:
+    """Validate the Cedar policies in FILE against the platform schema, with the API's messages."""
+    from admin_api.policies import service
+
+    found, scope = _service_call(service.check_file, source=file.read(), tenant_slug=tenant_slug)
+    for problem in found:
+        where = f"{problem.line}:{problem.column}:" if problem.line else ""
+        click.echo(f"{file.name}:{where} {problem.message}", err=True)
+    if found:
+        sys.exit(1)
+    click.echo(f"{file.name}: valid ({scope}).")
+
+
 def register(app) -> None:
-    for command in (create_admin, seed_demo, purge_expired, users_group, invitations_group):
+    for command in (create_admin, seed_demo, purge_expired, users_group, invitations_group, policies_group):
         app.cli.add_command(command)

@@ -50,6 +50,9 @@ class ErrorSchema(ma.Schema):
         metadata={"description": "409 on a duplicate email: the user who has it (the console offers Restore)"})
     existing_user_status = ma.fields.String(
         metadata={"description": "409 on a duplicate email: that user's status", "enum": ["active", "disabled"]})
+    problems = ma.fields.List(ma.fields.Dict(), metadata={
+        "description": "422 on Cedar policy text: each problem as `{message, location}`, location `{policy, line, "
+                       "column}` where Cedar places it (null otherwise)"})
 
 
 class StrictParser(FlaskParser):

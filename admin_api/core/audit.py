@@ -1,7 +1,9 @@
-"""record(): one audit event, added to the caller's transaction (never committed here)."""
+"""Audit events: record() adds one to the caller's transaction (never committed here), record_apart() commits one alone."""
 from __future__ import annotations
 
 import uuid
+
+from sqlalchemy.orm import Session
 
 from admin_api.audit.models import AuditEvent
 from admin_api.core.context import request_meta
@@ -30,10 +32,9 @@ def _scrub(value):
     return value
 
 
-def record(action: str, *, actor=None, actor_email: str | None = None, tenant_id=None,
+def _event(action: str, *, actor=None, actor_email: str | None = None, tenant_id=None,
            target_type: str | None = None, target_id=None, changes: dict | None = None) -> AuditEvent:
-    """Add one audit event to the session; the caller commits it with its change."""
-    event = AuditEvent(
+    return AuditEvent(
         action=action,
         actor_id=getattr(actor, "id", None),
         actor_email=getattr(actor, "email", None) or actor_email,
@@ -43,5 +44,25 @@ def record(action: str, *, actor=None, actor_email: str | None = None, tenant_id
         changes=_scrub(changes) if changes else None,
         **request_meta(),
     )
+
+
+def record(action: str, **fields) -> AuditEvent:
+    """Add one audit event to the session; the caller commits it with its change.
+
+    Fields: actor (or actor_email), tenant_id, target_type, target_id, changes.
+    """
+    event = _event(action, **fields)
     db.session.add(event)
     return event
+
+
+def record_apart(action: str, **fields) -> None:
+    """Write one audit event in a transaction of its own, committed now (fields as for record()).
+
+    For the events of a refusal (a policy that failed to evaluate): the request's
+    own transaction is rolled back with it, the event must stay. Call it before
+    the request writes anything (on SQLite a second writer would wait for it).
+    """
+    with Session(db.engine) as session:
+        session.add(_event(action, **fields))
+        session.commit()

@@ -19,6 +19,7 @@ from sqlalchemy.orm import joinedload
 
 from admin_api.core.errors import Forbidden, Unauthorized, error_response
 from admin_api.extensions import db, jwt
+from admin_api.policy.live import Revisions
 
 MIN_PASSWORD_LENGTH = 12
 MAX_PASSWORD_LENGTH = 256
@@ -152,18 +153,24 @@ def _issued_before(payload: dict, instant: datetime | None) -> bool:
 
 
 def _token_user_statement():
-    """The one query behind every authenticated request: the user, its tenant, and whether the jti was revoked.
+    """The one query behind every authenticated request: the user, its tenant, whether the jti was revoked,
+    and the revisions of the policies that apply to the user (its tenant's and the platform-wide ones).
 
     Built once (bind parameters for the user id and the jti) instead of per request.
     """
     from sqlalchemy import bindparam
 
     from admin_api.auth.models import RevokedToken
+    from admin_api.policies.models import PLATFORM_SCOPE, PolicySetVersion
     from admin_api.users.models import User
 
     revoked = exists().where(RevokedToken.jti == bindparam("jti")).correlate(None)
-    return (select(User, revoked.label("revoked")).options(joinedload(User.tenant))
-            .where(User.id == bindparam("user_id")))
+    tenant_policies = select(PolicySetVersion.revision).where(PolicySetVersion.scope_id == User.tenant_id)
+    platform_policies = (select(PolicySetVersion.revision).where(PolicySetVersion.scope_id == PLATFORM_SCOPE)
+                         .correlate(None))
+    return (select(User, revoked.label("revoked"), tenant_policies.scalar_subquery().label("tenant_policies"),
+                   platform_policies.scalar_subquery().label("platform_policies"))
+            .options(joinedload(User.tenant)).where(User.id == bindparam("user_id")))
 
 
 _TOKEN_USER = None
@@ -184,8 +191,8 @@ def _well_formed(payload: dict) -> bool:
 def load_token_user(payload: dict):
     """The user a token speaks for, or None when the token must be refused.
 
-    One query reads the user, its tenant and whether the jti was revoked, so
-    every worker sees a revocation, a disable or a tenant delete at once.
+    One query reads the user, its tenant, whether the jti was revoked and its policies' revisions, so every
+    worker sees a revocation, a disable, a tenant delete or a policy change at once.
     """
     global _TOKEN_USER
     if not _well_formed(payload):
@@ -209,6 +216,7 @@ def load_token_user(payload: dict):
         return None  # the password changed since this token was issued
     if tenant is not None and _issued_before(payload, tenant.tokens_valid_after):
         return None
+    user.policy_revisions = Revisions(row.tenant_policies, row.platform_policies)  # read by core.authz
     return user
 
 

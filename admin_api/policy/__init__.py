@@ -1,2 +1,2 @@
-"""The Cedar evaluator: the platform schema, the built-in role policies, evaluate()."""
-from admin_api.policy.evaluator import SCHEMA_TEXT, Decision, evaluate, schema  # noqa: F401
+"""The Cedar engine: the platform schema, the built-in role policies, live policy sets, evaluate()."""
+from admin_api.policy.evaluator import BUILTIN, SCHEMA_TEXT, Bundle, Decision, Registered, evaluate, schema  # noqa: F401

@@ -1,51 +1,160 @@
-"""Cedar (cedarpy) evaluation. Schema and built-in policies are parsed once, at import.
+"""Cedar (cedarpy) evaluation. The schema and the built-in role policies are parsed once, at import.
 
-Every authorization decision of the API goes through `evaluate()`; so will the
-dry-run of draft policies, so that both always agree.
+Every authorization decision of the API goes through `evaluate()`, and so does
+the dry-run of a draft policy, so that both always agree. The policies come as
+a `Bundle`: the built-in role policies plus registered ones. Cedar gets them one
+action at a time: a policy whose scope names other actions can neither match
+nor fail, so leaving it out changes no answer and saves evaluating it (what
+keeps hundreds of registered policies cheap).
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 import cedarpy
+from cedarpy import pst
+
+from admin_api.policy.catalog import ACTION_GROUPS, SCHEMA, SCHEMA_TEXT  # noqa: F401 (SCHEMA_TEXT re-exported)
+from admin_api.policy.source import registered_id, statements
 
 log = logging.getLogger("admin_api.policy")
 
-HERE = Path(__file__).parent
-SCHEMA_TEXT = (HERE / "schema.cedarschema").read_text()
-BUILTIN_POLICY_TEXT = (HERE / "roles.cedar").read_text()
-
-_SCHEMA = cedarpy.Schema.from_str(SCHEMA_TEXT)
-_BUILTIN = cedarpy.PolicySet.from_str(BUILTIN_POLICY_TEXT)
+BUILTIN_POLICY_TEXT = (Path(__file__).parent / "roles.cedar").read_text()
 
 
 def schema() -> cedarpy.Schema:
-    return _SCHEMA
+    return SCHEMA
 
 
 @dataclass(frozen=True)
 class Decision:
     allowed: bool
-    determining_policies: tuple[str, ...] = ()
+    determining_policies: tuple[str, ...] = ()  # Cedar ids: a built-in policy's @id, a registered policy's id
     errors: tuple[str, ...] = ()  # evaluation errors: the decision is then a deny (fail closed)
+    builtin: bool = False  # a built-in role policy permits it (registered ones did not widen anything)
 
 
-def validate(source: str) -> list[str]:
-    """Problems of Cedar text against the platform schema (empty when valid)."""
-    try:
-        cedarpy.PolicySet.from_str(source)
-    except ValueError as exc:
-        return [str(exc)]
-    result = cedarpy.validate_policies(source, _SCHEMA)
-    return [str(error) for error in result.errors]
+@dataclass(frozen=True)
+class Registered:
+    """A registered (or draft) policy as the engine sees it."""
+
+    id: str
+    name: str
+    source: str
 
 
-def evaluate(*, principal: dict, action: str, resource: dict, entities: list[dict],
-             context: dict | None = None, policies: cedarpy.PolicySet | None = None) -> Decision:
+def _builtin_templates() -> list[pst.Template]:
+    """The built-in policies, each with its @id as its Cedar id (answers and errors then name it)."""
+    tree = cedarpy.policies_to_pst(BUILTIN_POLICY_TEXT)
+    return [dataclasses.replace(template, id=template.annotations["id"]) for template in tree.static_policies.values()]
+
+
+def _may_apply(template: pst.Template, action: str) -> bool:
+    """Whether a policy's action scope can match `action` (a scope naming an action group: always kept)."""
+    scope = template.action
+    if isinstance(scope, pst.ActionEq):
+        return scope.entity.id == action
+    if isinstance(scope, pst.ActionIn):
+        return any(uid.id == action or uid.id in ACTION_GROUPS for uid in scope.entities)
+    return True
+
+
+class Bundle:
+    """The built-in role policies plus registered ones, handed to Cedar per action (built once per action)."""
+
+    memoize = True  # its per-action sets live as long as the bundle: their answers may be memoized
+
+    def __init__(self, registered: Sequence[Registered] = ()):
+        self.registered = tuple(registered)
+        self.names = {policy.id: policy.name for policy in self.registered}
+        self._templates = [*_BUILTIN_TEMPLATES,
+                           *(template for policy in self.registered for template in statements(policy.source, policy.id))]
+        self._by_action: dict[str, cedarpy.PolicySet] = {}
+
+    def for_action(self, action: str) -> cedarpy.PolicySet:
+        found = self._by_action.get(action)
+        if found is None:
+            templates = {t.id: t for t in self._templates if _may_apply(t, action)}
+            found = cedarpy.PolicySet.from_pst(pst.PolicySet(
+                templates=pst.FrozenMap(), static_policies=pst.FrozenMap(templates), template_links=()))
+            found = self._by_action.setdefault(action, found)
+        return found
+
+    def policy_of(self, cedar_id: str) -> str:
+        """The policy a Cedar id belongs to: a built-in policy's @id, or a registered policy's id."""
+        return registered_id(cedar_id)
+
+    def with_draft(self, draft: Registered) -> Candidate:
+        return Candidate(self, draft)
+
+
+class Candidate:
+    """A bundle plus a draft policy (a dry-run): the bundle's per-action sets with the draft's text added.
+
+    Only the draft is parsed; its statements take the Cedar ids Cedar gives added text. Throw-away: its answers
+    stay out of the decision memo.
+    """
+
+    memoize = False
+
+    def __init__(self, base: Bundle, draft: Registered):
+        self.base = base
+        self.draft = draft
+        self.names = {**base.names, draft.id: draft.name}
+        self._known = {template.id for template in base._templates}
+        self._scopes = statements(draft.source, draft.id)
+        self._by_action: dict[str, cedarpy.PolicySet] = {}
+
+    def adds_to(self, action: str) -> bool:
+        """Whether the draft can take part in decisions on `action` (else they are the base's, exactly)."""
+        return any(_may_apply(template, action) for template in self._scopes)
+
+    def for_action(self, action: str) -> cedarpy.PolicySet:
+        if not self.adds_to(action):
+            return self.base.for_action(action)
+        found = self._by_action.get(action)
+        if found is None:
+            found = self._by_action.setdefault(action, self.base.for_action(action).with_added_str(self.draft.source))
+        return found
+
+    def policy_of(self, cedar_id: str) -> str:
+        return self.base.policy_of(cedar_id) if cedar_id in self._known else self.draft.id
+
+
+_BUILTIN_TEMPLATES = _builtin_templates()
+BUILTIN_IDS = frozenset(template.id for template in _BUILTIN_TEMPLATES)
+BUILTIN = Bundle()
+
+
+class Entities:
+    """The entities of one question: their JSON (what the memo compares) and Cedar's parsed handle, made once."""
+
+    def __init__(self, entities: list[dict]):
+        self.json = json.dumps(entities, sort_keys=True)
+        self._parsed: cedarpy.Entities | None = None
+
+    def parsed(self) -> cedarpy.Entities:
+        """Parsed and checked against the schema (a ValueError when they do not conform)."""
+        if self._parsed is None:
+            self._parsed = cedarpy.Entities.from_json_str(self.json, SCHEMA)
+        return self._parsed
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Entities) and other.json == self.json
+
+    def __hash__(self) -> int:
+        return hash(self.json)
+
+
+def evaluate(*, principal: dict, action: str, resource: dict, entities: list[dict] | Entities,
+             context: dict | None = None, policies: cedarpy.PolicySet | None = None,
+             memoize: bool = True) -> Decision:
     """Decide one request. Any evaluation error denies (fail closed)."""
     request = {
         "principal": principal,
@@ -55,16 +164,21 @@ def evaluate(*, principal: dict, action: str, resource: dict, entities: list[dic
     }
     # Cedar is a pure function of the policies and these inputs, so equal questions share one answer:
     # the JSON text of the inputs is the key (a policy set is keyed by identity: a new set, new entries).
-    decision = _decide(policies or _BUILTIN, json.dumps(request, sort_keys=True), json.dumps(entities, sort_keys=True))
+    decide = _decide if memoize else _decide.__wrapped__
+    decision = decide(policies or BUILTIN.for_action(action), json.dumps(request, sort_keys=True),
+                      entities if isinstance(entities, Entities) else Entities(entities))
     if decision.errors:
         log.warning("policy evaluation error on %s: %s", action, decision.errors)
     return decision
 
 
 @lru_cache(maxsize=8192)
-def _decide(policies: cedarpy.PolicySet, request_json: str, entities_json: str) -> Decision:
-    result = cedarpy.is_authorized(json.loads(request_json), policies, json.loads(entities_json), schema=_SCHEMA)
-    names = result.diagnostics.id_annotations_by_reason
-    determining = tuple(names.get(reason, reason) for reason in result.diagnostics.reasons)
+def _decide(policies: cedarpy.PolicySet, request_json: str, entities: Entities) -> Decision:
+    try:
+        result = cedarpy.is_authorized(json.loads(request_json), policies, entities.parsed(), schema=SCHEMA)
+    except ValueError as exc:  # entities that do not conform to the schema: no decision, so a deny
+        return Decision(False, (), (f"invalid entities: {exc}",))
+    determining = tuple(result.diagnostics.reasons)
     errors = tuple(str(error) for error in result.diagnostics.errors)
-    return Decision(result.allowed and not errors, determining, errors)
+    return Decision(result.allowed and not errors, determining, errors,
+                    builtin=any(reason in BUILTIN_IDS for reason in determining))
