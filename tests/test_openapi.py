@@ -136,6 +136,9 @@ def test_real_error_bodies_match_the_document(std, client, app):
             **h["alice"], "If-Match": '"stale"'}, json={"display_name": "New"}), 412),
         ("/api/v1/tenants", "POST", client.post("/api/v1/tenants", headers=h["alice"], json={
             "name": "T", "slug": "tt"}), 403),
+        ("/api/v1/feature-flags/evaluate", "GET", client.get("/api/v1/feature-flags/evaluate", headers=h["root"]), 422),
+        ("/api/v1/feature-flags/{key}/overrides/{tenant_id}", "PUT", client.put(
+            f"/api/v1/feature-flags/nope/overrides/{uuid.uuid4()}", headers=h["alice"], json={"enabled": True}), 404),
     ]
     for path, method, response, status in answers:
         assert response.status_code == status, (method, path, response.json)
@@ -202,8 +205,11 @@ def test_schemathesis_finds_no_5xx_and_no_undocumented_answer(std, app, mode):
     root_headers = std["h"]["root"]
     with app.app_context():
         event_id = db.session.scalar(select(AuditEvent.id).limit(1))
+    flag = app.test_client().post("/api/v1/feature-flags", headers=root_headers, json={
+        "key": "beta.search", "tenant_overrides": {str(std["a"].id): True}})
+    assert flag.status_code == 201
     known = {"user_id": [std["people"]["alice"].id, std["people"]["amy"].id], "tenant_id": [std["a"].id],
-             "event_id": [event_id]}
+             "event_id": [event_id], "key": [flag.json["key"]]}
 
     def fresh_tokens() -> dict:
         with app.app_context():
