@@ -10,7 +10,7 @@ from admin_api.extensions import db
 from admin_api.feature_flags import service
 from admin_api.feature_flags.evaluation import in_rollout
 from admin_api.feature_flags.models import FeatureFlag, FeatureFlagOverride
-from tests.conftest import audit_actions, new_id
+from tests.conftest import audit_actions, events_of, new_id
 
 FLAGS = "/api/v1/feature-flags"
 EVALUATE = f"{FLAGS}/evaluate"
@@ -27,15 +27,6 @@ def db_state(app) -> tuple:
                                               FeatureFlagOverride.enabled)).all()
         events = db.session.scalar(select(func.count()).select_from(AuditEvent))
         return sorted(map(tuple, flags)), sorted(map(tuple, overrides)), events
-
-
-def events_of(app, action: str) -> list[AuditEvent]:
-    with app.app_context():
-        found = list(db.session.scalars(select(AuditEvent).where(AuditEvent.action == action)
-                                        .order_by(AuditEvent.occurred_at)))
-        for event in found:
-            db.session.expunge(event)
-        return found
 
 
 def assert_refused(app, before, response, status: int) -> None:

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from admin_api.audit.models import AuditEvent
 from admin_api.extensions import db
 from admin_api.tenants.models import Tenant
-from tests.conftest import audit_actions, new_id
+from tests.conftest import audit_actions, events_of, new_id
 
 TENANTS = "/api/v1/tenants"
 FIELDS = {"id", "name", "slug", "status", "created_at", "updated_at", "deleted_at"}
@@ -19,14 +19,6 @@ def db_state(app) -> tuple:
     with app.app_context():
         rows = db.session.execute(select(Tenant.id, Tenant.name, Tenant.slug, Tenant.status, Tenant.version)).all()
         return {row.id: tuple(row) for row in rows}, db.session.scalar(select(func.count()).select_from(AuditEvent))
-
-
-def events_of(app, action: str) -> list[AuditEvent]:
-    with app.app_context():
-        found = list(db.session.scalars(select(AuditEvent).where(AuditEvent.action == action)))
-        for event in found:
-            db.session.expunge(event)
-        return found
 
 
 def assert_refused(app, before, response, status: int) -> None:

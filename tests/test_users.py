@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from admin_api.audit.models import AuditEvent
 from admin_api.extensions import db
 from admin_api.users.models import User
-from tests.conftest import PASSWORD, audit_actions, new_id
+from tests.conftest import PASSWORD, audit_actions, events_of, new_id
 
 USERS = "/api/v1/users"
 
@@ -21,14 +21,6 @@ def db_state(app) -> tuple:
                                          User.version, User.disabled_at)).all()
         events = db.session.scalar(select(func.count()).select_from(AuditEvent))
         return {row.id: tuple(row) for row in rows}, events
-
-
-def events_of(app, action: str) -> list[AuditEvent]:
-    with app.app_context():
-        found = list(db.session.scalars(select(AuditEvent).where(AuditEvent.action == action)))
-        for event in found:
-            db.session.expunge(event)
-        return found
 
 
 def assert_refused(app, before, response, status: int) -> None:
