@@ -104,6 +104,7 @@ CREATE_REFUSALS = [  # (who, body, status); one world for them all: each must le
     ("root", {"rollout_percentage": 100.01}, 422), ("root", {"rollout_percentage": -1}, 422),
     ("root", {"rollout_percentage": 12.345}, 422), ("root", {"rollout_percentage": "50"}, 422),
     ("root", {"rollout_percentage": True}, 422), ("root", {"rollout_percentage": 1e300}, 422),
+    ("root", {"rollout_percentage": 10**400}, 422), ("root", {"rollout_percentage": float("nan")}, 422),
     ("root", {"tenant_overrides": {"not-a-uuid": True}}, 422), ("root", {"tenant_overrides": {"A": "yes"}}, 422),
     ("root", {"tenant_overrides": {"A": 1}}, 422), ("root", {"tenant_overrides": {"MISSING": True}}, 422),
     ("root", {"tenant_overrides": {"C": True}}, 422), ("root", {"tenant_overrides": ["A"]}, 422),
@@ -622,25 +623,42 @@ def test_two_creates_of_one_key_make_one_flag(std, make_app, app, monkeypatch):
 
 
 @pytest.mark.postgres_only
-def test_two_overrides_at_once_one_wins(flagged, make_app, app, monkeypatch):
+def test_two_overrides_at_once_apply_one_after_the_other(flagged, make_app, app, monkeypatch):
+    """The second waits for the first's lock on the flag, then reads what it wrote: a history without gaps."""
     url = override_url(flagged, "a")
     put = lambda value: lambda c: c.put(url, headers=flagged["h"]["alice"], json={"enabled": value})  # noqa: E731
-    assert race(make_app, [put(True), put(False)], monkeypatch, "_find_flag") == [200, 409]
-    assert len(events_of(app, "flag.override_set")) == 1
+    assert race(make_app, [put(True), put(False)], monkeypatch, "_find_flag") == [200, 200]
+    first, second = events_of(app, "flag.override_set")
+    assert first.changes["before"] == {"override": None} and second.changes["before"] == first.changes["after"]
     with app.app_context():
-        assert db.session.scalar(select(FeatureFlag.version).where(FeatureFlag.key == "dark_mode")) == 2
+        stored = db.session.scalar(select(FeatureFlagOverride.enabled))
+        assert db.session.scalar(select(FeatureFlag.version).where(FeatureFlag.key == "dark_mode")) == 3
+    assert {"override": stored} == second.changes["after"]
 
 
 @pytest.mark.postgres_only
-def test_two_changes_read_at_the_same_version_one_wins(flagged, make_app, app, monkeypatch):
+def test_two_changes_at_once_apply_one_after_the_other(flagged, make_app, app, monkeypatch):
     patch = lambda text: lambda c: c.patch(f"{FLAGS}/dark_mode", headers=flagged["h"]["root"],  # noqa: E731
                                            json={"description": text})
-    assert race(make_app, [patch("one"), patch("two")], monkeypatch, "_find_flag") == [200, 409]
-    [event] = events_of(app, "flag.update")
+    assert race(make_app, [patch("one"), patch("two")], monkeypatch, "_find_flag") == [200, 200]
+    first, second = events_of(app, "flag.update")
+    assert first.changes["before"] == {"description": "Dark theme"}
+    assert second.changes["before"] == first.changes["after"]
     with app.app_context():
         stored = db.session.execute(select(FeatureFlag.description, FeatureFlag.version)
                                     .where(FeatureFlag.key == "dark_mode")).one()
-    assert tuple(stored) == (event.changes["after"]["description"], 2)
+    assert tuple(stored) == (second.changes["after"]["description"], 3)
+
+
+@pytest.mark.postgres_only
+def test_a_stale_if_match_loses_even_when_both_read_first(flagged, make_app, app, monkeypatch):
+    """Both read version 1 and send its ETag: the second is compared with the version the first wrote (412)."""
+    url, h = f"{FLAGS}/dark_mode", flagged["h"]["root"]
+    etag = flagged["world"].client.get(url, headers=h).headers["ETag"]
+    patch = lambda text: lambda c: c.patch(url, headers={**h, "If-Match": etag},  # noqa: E731
+                                           json={"description": text})
+    assert race(make_app, [patch("one"), patch("two")], monkeypatch, "_find_flag") == [200, 412]
+    assert len(events_of(app, "flag.update")) == 1
 
 
 def test_an_evaluation_changes_nothing(evaluated, client, app):

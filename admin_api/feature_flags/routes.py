@@ -24,8 +24,11 @@ blp = Blueprint(
         "change and delete them; a tenant admin sets and clears its own tenant's override. Platform admins see every "
         "tenant's entry in `tenant_overrides`, everyone else only its own tenant's. Every change, overrides included, "
         "gives the flag a new `version` and ETag and writes one audit event (`flag.create`, `flag.update`, "
-        "`flag.delete`, `flag.override_set`, `flag.override_clear`). Deleting a flag removes it and its overrides; "
-        "the audit event keeps what it was, and its key can be used again."
+        "`flag.delete`, `flag.override_set`, `flag.override_clear`); setting an override to the value it has, or "
+        "clearing one that is not there, changes nothing and writes no event. An override event carries its tenant, "
+        "so that tenant's admin sees it in its audit log. A deleted tenant's override stays (shown, and in force "
+        "again if the tenant is restored); it can be cleared or kept, not set or changed (422). Deleting a flag "
+        "removes it and its overrides; the audit event keeps what it was, and its key can be used again."
     ),
 )
 

@@ -27,7 +27,9 @@ class Percentage(ma.fields.Float):
     }
 
     def _deserialize(self, value, attr, data, **kwargs):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self.make_error("invalid")
+        if isinstance(value, float) and not math.isfinite(value):  # JSON parsers accept NaN and Infinity
             raise self.make_error("invalid")
         if not 0 <= value <= 100:
             raise self.make_error("range")
@@ -44,6 +46,10 @@ ROLLOUT_DESCRIPTION = (
     "Share of subjects (users, or the tenant when no user is named) that get the flag while it is enabled, "
     "0 to 100 with at most two decimals; null: no rollout, everyone gets `enabled`. Sticky: raising it only adds "
     "subjects."
+)
+ENABLED_DESCRIPTION = (
+    "Off: off for everyone but the tenants forcing it on. On: on for everyone, or for the rollout's share when "
+    "`rollout_percentage` is set. Tenant overrides win either way."
 )
 OVERRIDES_DESCRIPTION = (
     "Tenant id -> forced value for that tenant, which wins over `enabled` and the rollout. Platform admins see "
@@ -64,8 +70,7 @@ def _overrides_field(description: str = OVERRIDES_DESCRIPTION, **kwargs) -> ma.f
 class FeatureFlagSchema(ma.Schema):
     key = ma.fields.String(dump_only=True)
     description = ma.fields.String(dump_only=True)
-    enabled = ma.fields.Boolean(dump_only=True, metadata={"description": "The flag's value for everyone not "
-                                                                         "overridden (and not outside a rollout)."})
+    enabled = ma.fields.Boolean(dump_only=True, metadata={"description": ENABLED_DESCRIPTION})
     rollout_percentage = _rollout_field(dump_only=True)
     tenant_overrides = _overrides_field(dump_only=True)
     created_at = Timestamp(dump_only=True)
@@ -81,7 +86,7 @@ class FeatureFlagCreateSchema(ma.Schema):
         metadata={"pattern": KEY_PATTERN, "description": "Unique and immutable; `evaluate` is reserved."},
     )
     description = Text(multiline=True, load_default="", validate=ma.validate.Length(max=1000))
-    enabled = StrictBoolean(load_default=False)
+    enabled = StrictBoolean(load_default=False, metadata={"description": ENABLED_DESCRIPTION + " Default: off."})
     rollout_percentage = _rollout_field(load_default=None)
     tenant_overrides = _overrides_field("Tenant id -> forced value. Unknown or deleted tenants are refused.",
                                         load_default=dict, validate=ma.validate.Length(max=MAX_OVERRIDES))
@@ -89,7 +94,7 @@ class FeatureFlagCreateSchema(ma.Schema):
 
 class FeatureFlagUpdateSchema(ma.Schema):
     description = Text(multiline=True, validate=ma.validate.Length(max=1000))
-    enabled = StrictBoolean()
+    enabled = StrictBoolean(metadata={"description": ENABLED_DESCRIPTION})
     rollout_percentage = _rollout_field()
     tenant_overrides = _overrides_field(
         "Replaces the whole map. Unknown tenants are refused; so are deleted ones, unless their entry is kept as "

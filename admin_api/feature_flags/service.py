@@ -75,9 +75,17 @@ def _views(flags: list[FeatureFlag], scope: uuid.UUID | None) -> list[FlagView]:
                      created_at=flag.created_at, updated_at=flag.updated_at, version=flag.version) for flag in flags]
 
 
-def _find_flag(key: str) -> FeatureFlag:
-    # A key that cannot exist is not looked up (nor sent to the database: NUL, 10 KB of path...).
-    flag = db.session.scalar(select(FeatureFlag).where(FeatureFlag.key == key)) if KEY.fullmatch(key) else None
+def _find_flag(key: str, *, for_update: bool = False) -> FeatureFlag:
+    """The flag, or 404. `for_update` locks its row until commit (PostgreSQL; SQLite has one writer anyway).
+
+    Every write locks the flag row first, before any override row: concurrent writes to one flag then
+    run one after the other (the second reads what the first wrote), never deadlock, and an If-Match
+    is compared with the version that will be changed.
+    """
+    if not KEY.fullmatch(key):  # a key that cannot exist is not sent to the database (NUL, 10 KB of path...)
+        raise NotFound("Feature flag not found.")
+    stmt = select(FeatureFlag).where(FeatureFlag.key == key)
+    flag = db.session.scalar(stmt.with_for_update() if for_update else stmt)
     if flag is None:
         raise NotFound("Feature flag not found.")
     return flag
@@ -141,7 +149,7 @@ def _replace_overrides(flag: FeatureFlag, current: Overrides, wanted: Overrides)
                 FeatureFlagOverride.flag_id == flag.id, FeatureFlagOverride.tenant_id.in_(flipped)).values(enabled=value))
     changed = current != wanted
     if changed:
-        flag.updated_at = utcnow()  # an UPDATE of the flag row: a new version, checked against concurrent writers
+        flag.updated_at = utcnow()  # an UPDATE of the flag row: a new version (and ETag)
     return changed
 
 
@@ -174,7 +182,7 @@ def update_flag(*, actor, key: str, changes: dict, if_match=None) -> FlagView:
     """Change fields; `tenant_overrides`, when given, replaces the whole map."""
     authorize(actor, "flags:update", PLATFORM)
     scope = _reader_scope(actor, "flags:read")
-    flag = _find_flag(key)
+    flag = _find_flag(key, for_update=True)
     check_if_match(if_match, flag)
     current = _overrides([flag.id], None)[flag.id]
     wanted = changes.get("tenant_overrides", current)
@@ -197,7 +205,7 @@ def update_flag(*, actor, key: str, changes: dict, if_match=None) -> FlagView:
 def delete_flag(*, actor, key: str, if_match=None) -> None:
     """Remove the flag and its overrides; the audit event keeps what it was."""
     authorize(actor, "flags:delete", PLATFORM)
-    flag = _find_flag(key)
+    flag = _find_flag(key, for_update=True)
     check_if_match(if_match, flag)
     before = snapshot(flag, _overrides([flag.id], None)[flag.id])
     db.session.execute(delete(FeatureFlagOverride).where(FeatureFlagOverride.flag_id == flag.id))
@@ -221,7 +229,7 @@ def _override_target(actor, action: str, tenant_id: uuid.UUID):
 
 def set_override(*, actor, key: str, tenant_id: uuid.UUID, enabled: bool, if_match=None) -> FlagView:
     """Force the flag's value for one tenant. Idempotent: the same value again changes nothing, audits nothing."""
-    flag = _find_flag(key)
+    flag = _find_flag(key, for_update=True)
     scope, tenant = _override_target(actor, "flags:set_override", tenant_id)
     check_if_match(if_match, flag)
     if tenant.is_deleted:
@@ -239,7 +247,7 @@ def set_override(*, actor, key: str, tenant_id: uuid.UUID, enabled: bool, if_mat
 
 def clear_override(*, actor, key: str, tenant_id: uuid.UUID, if_match=None) -> None:
     """Remove one tenant's override (a deleted tenant's too). Nothing to clear: nothing changes."""
-    flag = _find_flag(key)
+    flag = _find_flag(key, for_update=True)
     _scope, tenant = _override_target(actor, "flags:clear_override", tenant_id)
     check_if_match(if_match, flag)
     current = _overrides([flag.id], tenant.id)[flag.id]
