@@ -299,7 +299,9 @@ def test_a_deleted_tenants_override_may_be_kept_but_not_changed(flagged, client,
         db.session.commit()
     url = f"{FLAGS}/dark_mode"
     shown = client.get(url, headers=h).json["tenant_overrides"]
-    assert shown == {str(c.id): True}  # still shown: it applies again if the tenant is restored
+    assert shown == {str(c.id): True}  # still shown, and in force: it applies again if the tenant is restored
+    evaluation = client.get(EVALUATE, headers=h, query_string={"tenant_id": c.id}).json
+    assert evaluation["dark_mode"] == {"value": True, "reason": "tenant_override"}
     kept = client.patch(url, headers=h, json={"tenant_overrides": {**shown, str(a.id): True}})
     assert kept.status_code == 200 and kept.json["tenant_overrides"] == {str(c.id): True, str(a.id): True}
     before = db_state(app)
@@ -442,7 +444,8 @@ def test_set_override_refusals_change_nothing(flagged, client, app, subtests):
         with subtests.test(who=who, tenant=tenant, key=key, body=body):
             tenant = new_id() if tenant == "MISSING" else tenant
             body = dict(body)
-            headers = {**flagged["h"].get(who, {}), **({"If-Match": body.pop("If-Match")} if "If-Match" in body else {})}
+            if_match = {"If-Match": body.pop("If-Match")} if "If-Match" in body else {}
+            headers = {**flagged["h"].get(who, {}), **if_match}
             before = db_state(app)
             response = client.put(override_url(flagged, tenant, key), headers=headers, json=body)
             assert_refused(app, before, response, status)
@@ -514,7 +517,8 @@ def test_every_reason_for_tenant_a(evaluated, client):
 
 
 def test_another_tenant_gets_no_override(evaluated, client):
-    response = client.get(EVALUATE, headers=evaluated["h"]["bea"], query_string={"user_id": evaluated["people"]["bea"].id})
+    response = client.get(EVALUATE, headers=evaluated["h"]["bea"],
+                          query_string={"user_id": evaluated["people"]["bea"].id})
     assert response.json["forced-on"] == {"value": False, "reason": "flag_disabled"}
     assert response.json["forced-off"] == {"value": True, "reason": "rollout"}
 

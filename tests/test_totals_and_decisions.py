@@ -112,7 +112,8 @@ def test_feature_flag_requests_take_at_most_two_policy_decisions(std, client, de
     requests = [
         ("get", FLAGS, None), ("get", f"{FLAGS}/beta", None), ("get", f"{FLAGS}/evaluate", {"tenant_id": a.id}),
         ("get", f"{FLAGS}/evaluate", {"tenant_id": a.id, "user_id": std["people"][own or "amy"].id}),
-        ("put", f"{FLAGS}/beta/overrides/{a.id}", {"enabled": False}), ("delete", f"{FLAGS}/beta/overrides/{a.id}", None),
+        ("put", f"{FLAGS}/beta/overrides/{a.id}", {"enabled": False}),
+        ("delete", f"{FLAGS}/beta/overrides/{a.id}", None),
         ("patch", f"{FLAGS}/beta", {"description": "x"}), ("post", FLAGS, {"key": "gamma"}),
         ("delete", f"{FLAGS}/beta", None),
     ]

@@ -145,8 +145,8 @@ def _replace_overrides(flag: FeatureFlag, current: Overrides, wanted: Overrides)
         flipped = [tenant_id for tenant_id, new in wanted.items()
                    if new == value and tenant_id in current and current[tenant_id] != new]
         if flipped:
-            db.session.execute(update(FeatureFlagOverride).where(
-                FeatureFlagOverride.flag_id == flag.id, FeatureFlagOverride.tenant_id.in_(flipped)).values(enabled=value))
+            db.session.execute(update(FeatureFlagOverride).values(enabled=value).where(
+                FeatureFlagOverride.flag_id == flag.id, FeatureFlagOverride.tenant_id.in_(flipped)))
     changed = current != wanted
     if changed:
         flag.updated_at = utcnow()  # an UPDATE of the flag row: a new version (and ETag)
@@ -186,9 +186,11 @@ def update_flag(*, actor, key: str, changes: dict, if_match=None) -> FlagView:
     check_if_match(if_match, flag)
     current = _overrides([flag.id], None)[flag.id]
     wanted = changes.get("tenant_overrides", current)
-    _refuse_bad_tenants(wanted, current)
+    if "tenant_overrides" in changes:
+        _refuse_bad_tenants(wanted, current)
     before = snapshot(flag, current)
-    _replace_overrides(flag, current, wanted)  # first: its statements would flush field changes in an UPDATE of their own
+    # Overrides first: their statements would flush changed fields in an UPDATE (a version) of their own.
+    _replace_overrides(flag, current, wanted)
     for field in ("description", "enabled", "rollout_basis_points"):
         if field in changes:
             setattr(flag, field, changes[field])
