@@ -635,7 +635,8 @@ def test_two_overrides_at_once_apply_one_after_the_other(flagged, make_app, app,
     first, second = events_of(app, "flag.override_set")
     assert first.changes["before"] == {"override": None} and second.changes["before"] == first.changes["after"]
     with app.app_context():
-        stored = db.session.scalar(select(FeatureFlagOverride.enabled))
+        stored = db.session.scalar(select(FeatureFlagOverride.enabled).join(
+            FeatureFlag, FeatureFlag.id == FeatureFlagOverride.flag_id).where(FeatureFlag.key == "dark_mode"))
         assert db.session.scalar(select(FeatureFlag.version).where(FeatureFlag.key == "dark_mode")) == 3
     assert {"override": stored} == second.changes["after"]
 
