@@ -18,7 +18,8 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 LIST_EXPOSED_HEADERS = ["X-Total-Count", "X-Total-Count-Estimated", "X-Pagination", "ETag",
                         "Content-Disposition", "X-Request-ID"]
 
-API_DESCRIPTION = """Administration API of the platform: tenants, users, Cedar policies, audit events.
+API_DESCRIPTION = """Administration API of the platform: tenants, users, profiles, invitations, feature flags,
+Cedar policies, audit events.
 
 * **Auth**: `POST /api/v1/auth/login`, then *Authorize* with the `access_token` (Bearer).
 * **Errors** are JSON `{code, status, message, errors?}`; `errors` maps a field to its messages.
@@ -147,10 +148,10 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from admin_api import audit, auth, health, invitations, policies, profiles, tenants, users
+    from admin_api import audit, auth, feature_flags, health, invitations, policies, profiles, tenants, users
     from admin_api.core.api import document_common_errors
 
-    areas = (health, auth, tenants, users, profiles, invitations, policies, audit)
+    areas = (health, auth, tenants, users, profiles, invitations, feature_flags, policies, audit)
     for area in areas:
         api.register_blueprint(area.blp)
     app.register_blueprint(swagger_assets())

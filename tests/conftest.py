@@ -229,6 +229,20 @@ def audit_actions(app, **filters) -> list[str]:
         return list(db.session.scalars(stmt))
 
 
+def events_of(app, action: str):
+    """The audit events of one action, oldest first, detached from the session."""
+    from sqlalchemy import select
+
+    from admin_api.audit.models import AuditEvent
+
+    with app.app_context():
+        found = list(db.session.scalars(select(AuditEvent).where(AuditEvent.action == action)
+                                        .order_by(AuditEvent.occurred_at)))
+        for event in found:
+            db.session.expunge(event)
+        return found
+
+
 def new_id() -> str:
     return str(uuid.uuid4())
 

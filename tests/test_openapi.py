@@ -150,6 +150,9 @@ def test_real_error_bodies_match_the_document(std, client, app):
         ("/api/v1/tenants/{tenant_id}/restore", "POST", client.post(f"/api/v1/tenants/{std['b'].id}/restore",
                                                                     headers=h["root"]), 409),
         *invitation_answers(client, h),
+        ("/api/v1/feature-flags/evaluate", "GET", client.get("/api/v1/feature-flags/evaluate", headers=h["root"]), 422),
+        ("/api/v1/feature-flags/{key}/overrides/{tenant_id}", "PUT", client.put(
+            f"/api/v1/feature-flags/nope/overrides/{uuid.uuid4()}", headers=h["alice"], json={"enabled": True}), 404),
     ]
     for path, method, response, status in answers:
         assert response.status_code == status, (method, path, response.json)
@@ -241,8 +244,12 @@ def test_schemathesis_finds_no_5xx_and_no_undocumented_answer(std, app, mode):
         "email": "carl@example.test", "role": "member"})
     with app.app_context():
         event_id = db.session.scalar(select(AuditEvent.id).limit(1))
+    flag = app.test_client().post("/api/v1/feature-flags", headers=root_headers, json={
+        "key": "beta.search", "tenant_overrides": {str(std["a"].id): True}})
+    assert flag.status_code == 201
     known = {"user_id": [std["people"]["alice"].id, std["people"]["amy"].id], "tenant_id": [std["a"].id],
-             "event_id": [event_id], "invitation_id": [invitation.json["id"]]}
+             "event_id": [event_id], "invitation_id": [invitation.json["id"]],
+             "key": [flag.json["key"]]}
 
     def fresh_tokens() -> dict:
         with app.app_context():

@@ -9,7 +9,7 @@ from admin_api.audit.models import AuditEvent
 from admin_api.extensions import db
 from admin_api.tenants.models import Tenant
 from admin_api.users.models import User
-from tests.conftest import audit_actions, in_threads, login_status, new_id
+from tests.conftest import audit_actions, events_of, in_threads, login_status, new_id
 
 TENANTS = "/api/v1/tenants"
 USERS = "/api/v1/users"
@@ -24,14 +24,6 @@ def db_state(app) -> tuple:
         users = dict(db.session.execute(select(User.id, User.version)).all())
         events = db.session.scalar(select(func.count()).select_from(AuditEvent))
         return {row.id: tuple(row) for row in rows}, users, events
-
-
-def events_of(app, action: str) -> list[AuditEvent]:
-    with app.app_context():
-        found = list(db.session.scalars(select(AuditEvent).where(AuditEvent.action == action)))
-        for event in found:
-            db.session.expunge(event)
-        return found
 
 
 def assert_refused(app, before, response, status: int) -> None:

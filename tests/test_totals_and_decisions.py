@@ -102,3 +102,27 @@ def test_a_request_takes_at_most_two_policy_decisions(std, client, decisions, wh
     response = client.get(paths[route], headers=std["h"][who])
     assert response.status_code in (200, 403, 404)
     assert len(decisions) <= 2, decisions
+
+
+FLAGS = "/api/v1/feature-flags"
+
+
+@pytest.mark.parametrize("who", ["root", "alice", "amy"])
+def test_feature_flag_requests_take_at_most_two_policy_decisions(std, client, decisions, who):
+    a, h = std["a"], std["h"]
+    client.post(FLAGS, headers=h["root"], json={"key": "beta", "tenant_overrides": {str(a.id): True}})
+    own = {"root": None, "alice": "alice", "amy": "amy"}[who]
+    requests = [
+        ("get", FLAGS, None), ("get", f"{FLAGS}/beta", None), ("get", f"{FLAGS}/evaluate", {"tenant_id": a.id}),
+        ("get", f"{FLAGS}/evaluate", {"tenant_id": a.id, "user_id": std["people"][own or "amy"].id}),
+        ("put", f"{FLAGS}/beta/overrides/{a.id}", {"enabled": False}),
+        ("delete", f"{FLAGS}/beta/overrides/{a.id}", None),
+        ("patch", f"{FLAGS}/beta", {"description": "x"}), ("post", FLAGS, {"key": "gamma"}),
+        ("delete", f"{FLAGS}/beta", None),
+    ]
+    for method, path, data in requests:
+        decisions.clear()
+        kwargs = {"query_string": data} if method == "get" else {"json": data}
+        response = getattr(client, method)(path, headers=h[who], **kwargs)
+        assert response.status_code in (200, 201, 204, 403), (method, path, response.json)
+        assert len(decisions) <= 2, (method, path, decisions)

@@ -10,7 +10,7 @@ from admin_api.audit.models import AuditEvent
 from admin_api.extensions import db
 from admin_api.core.security import token_digest
 from admin_api.users.models import PasswordResetToken, User
-from tests.conftest import PASSWORD, audit_actions, bearer, in_threads, new_id
+from tests.conftest import PASSWORD, audit_actions, bearer, events_of, in_threads, new_id
 
 USERS = "/api/v1/users"
 
@@ -24,14 +24,6 @@ def db_state(app) -> tuple:
         resets = db.session.execute(select(PasswordResetToken.user_id, PasswordResetToken.token_digest)).all()
         events = db.session.scalar(select(func.count()).select_from(AuditEvent))
         return {row.id: tuple(row) for row in rows}, set(resets), events
-
-
-def events_of(app, action: str) -> list[AuditEvent]:
-    with app.app_context():
-        found = list(db.session.scalars(select(AuditEvent).where(AuditEvent.action == action)))
-        for event in found:
-            db.session.expunge(event)
-        return found
 
 
 def assert_refused(app, before, response, status: int) -> None:

@@ -199,6 +199,11 @@ class Blueprint(flask_smorest.Blueprint):
             doc["responses"].pop(428, None)
         return doc
 
+    @staticmethod
+    def _make_doc_response_schema(schema):
+        """A schema with an `openapi` attribute is documented by it: a map keyed by name has no fields to declare."""
+        return getattr(schema, "openapi", schema)
+
     def error(self, code: int, description: str | None = None):
         """Document an error response of this operation, in our JSON error shape."""
         return self.alt_response(code, schema=ErrorSchema, description=description or HTTPStatus(code).phrase)

@@ -41,10 +41,12 @@ TENANT_ACTIONS = frozenset({
     "profiles:read", "profiles:update",
     "audit:list", "audit:read",
     "invitations:list", "invitations:create", "invitations:read", "invitations:revoke", "invitations:resend",
+    "flags:list", "flags:read", "flags:evaluate", "flags:set_override", "flags:clear_override",
     "policies:list", "policies:create", "policies:read", "policies:update", "policies:delete", "policies:dry_run",
 })
 PLATFORM_ACTIONS = frozenset({
     "tenants:list", "tenants:create", "tenants:update", "tenants:delete", "tenants:restore",
+    "flags:create", "flags:update", "flags:delete",
 })
 # 2. Every model passed to authorize() as a resource is described in entity_kinds() below.
 

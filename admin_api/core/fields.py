@@ -32,6 +32,15 @@ class Text(ma.fields.String):
         return text
 
 
+class StrictBoolean(ma.fields.Boolean):
+    """JSON `true` or `false` only: in a body, 1, "yes" or "true" are mistakes, not booleans."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bool):
+            raise self.make_error("invalid")
+        return value
+
+
 class FullMatch(ma.validate.Regexp):
     """The whole value matches the pattern (`re.match` with `$` would let a trailing newline through)."""
 

@@ -50,6 +50,17 @@ def get_tenant(*, actor, tenant_id: uuid.UUID) -> Tenant:
     return tenant
 
 
+def find_tenant(tenant_id: uuid.UUID) -> Tenant | None:
+    """The tenant with this id, or None; no authorization (for rules that ask their own question about it)."""
+    return db.session.get(Tenant, tenant_id)
+
+
+def tenants_by_id(tenant_ids) -> dict[uuid.UUID, Tenant]:
+    """The tenants among these ids, by id; no authorization (as find_tenant)."""
+    ids = set(tenant_ids)
+    return {t.id: t for t in db.session.scalars(select(Tenant).where(Tenant.id.in_(ids)))} if ids else {}
+
+
 def tenant_by_slug(slug: str) -> Tenant:
     """The tenant an operator names by its slug (case-insensitive), deleted ones included; 404 when none."""
     tenant = db.session.scalar(select(Tenant).where(Tenant.slug == slug.strip().lower()))
