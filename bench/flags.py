@@ -30,6 +30,7 @@ from sqlalchemy.orm import joinedload  # noqa: E402
 from admin_api import create_app  # noqa: E402
 from admin_api.extensions import db  # noqa: E402
 from admin_api.feature_flags import service  # noqa: E402
+from admin_api.policy.live import current_revisions  # noqa: E402
 from admin_api.tenants.models import Tenant  # noqa: E402
 from admin_api.users.models import User, email_key  # noqa: E402
 
@@ -72,10 +73,13 @@ def seed(flag_count: int) -> dict:
 
 
 def signed_in(user_id):
-    """The actor as the token check loads it for a request: one query, tenant joined, in a fresh transaction."""
+    """The actor as the token check loads it for a request: one query, tenant joined, in a fresh transaction,
+    with the revisions of its policies (core.security reads them in that same query)."""
     db.session.rollback()
     db.session.expunge_all()
-    return db.session.scalar(select(User).options(joinedload(User.tenant)).where(User.id == user_id))
+    user = db.session.scalar(select(User).options(joinedload(User.tenant)).where(User.id == user_id))
+    user.policy_revisions = current_revisions(user.tenant_id)
+    return user
 
 
 def timed(count: int, actor_id, **kwargs) -> tuple[list[float], dict]:

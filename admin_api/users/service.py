@@ -4,6 +4,7 @@ from __future__ import annotations
 import uuid
 
 from sqlalchemy import func, or_, select
+from sqlalchemy.orm import joinedload
 
 from admin_api.core import audit
 from admin_api.core.api import check_if_match
@@ -43,7 +44,8 @@ def list_users(*, actor, args: dict) -> ResultPage:
 
 def get_user(*, actor, user_id: uuid.UUID, action: str = "users:read") -> User:
     """The user, if the actor may do `action` on it (a read); 404 otherwise, as for a missing one."""
-    user = db.session.get(User, user_id)
+    # The tenant comes in the same query: most rules about a user ask about its tenant next.
+    user = db.session.get(User, user_id, options=[joinedload(User.tenant)])
     if user is None:
         raise NotFound("User not found.")
     require_visible(actor, action, user, what="User")
