@@ -183,7 +183,11 @@ def check_policy(file, tenant_slug: str | None) -> None:
     """Validate the Cedar policies in FILE against the platform schema, with the API's messages."""
     from admin_api.policies import service
 
-    found, scope = _service_call(service.check_file, source=file.read(), tenant_slug=tenant_slug)
+    try:
+        source = file.read()
+    except UnicodeDecodeError:
+        fail(f"{file.name} is not UTF-8 text (Cedar policies are)")
+    found, scope = _service_call(service.check_file, source=source, tenant_slug=tenant_slug)
     for problem in found:
         where = f"{problem.line}:{problem.column}:" if problem.line else ""
         click.echo(f"{file.name}:{where} {problem.message}", err=True)

@@ -678,3 +678,13 @@ def test_row_ids_never_leave_the_server(flagged, client, app):
         ids = [str(i) for i in db.session.scalars(select(FeatureFlag.id))]
     text = client.get(FLAGS, headers=flagged["h"]["root"]).get_data(as_text=True)
     assert ids and not any(i in text for i in ids)
+
+
+def test_one_tenant_named_twice_in_overrides_is_refused(std, client, app):
+    """Found by a hostile review: two spellings of one tenant id were merged silently (the last one won)."""
+    tenant = str(std["a"].id)
+    for twin in (tenant.upper(), tenant.replace("-", "")):
+        response = client.post("/api/v1/feature-flags", headers=std["h"]["root"],
+                               json={"key": "twice.named", "enabled": True, "tenant_overrides": {tenant: True, twin: False}})
+        assert response.status_code == 422 and "tenant_overrides" in response.json["errors"]
+    assert client.get("/api/v1/feature-flags/twice.named", headers=std["h"]["root"]).status_code == 404

@@ -349,13 +349,33 @@ def test_revoke_kills_the_token(inv, client, app):
     (None, "carl", 401),
     ("amy", "carl", 404), ("bob", "carl", 404), ("alice", "missing", 404),
     ("alice", "stale", 412),
-    ("alice", "revoked", 409), ("alice", "accepted", 409), ("alice", "expired", 409),
+    ("alice", "revoked", 409), ("alice", "accepted", 409),
 ])
 def test_revoke_refusals_change_nothing(inv, client, app, who, target, status):
     _put_in_state(inv, client, app, target)
     headers, invitation_id = _call_on(inv, who, target)
     before = db_state(app)
     assert_refused(app, before, client.delete(f"{INV}/{invitation_id}", headers=headers), status)
+
+
+def test_an_expired_invitation_can_be_closed_for_good(inv, client, app):
+    expire(app, inv["carl"]["id"])
+    url, h = f"{INV}/{inv['carl']['id']}", inv["h"]["alice"]
+    assert client.delete(url, headers=h).status_code == 204
+    assert client.get(url, headers=h).json["status"] == "revoked"
+    assert client.post(f"{url}/resend", headers=h).status_code == 409  # no longer revivable
+
+
+def test_a_tenant_cannot_make_an_operators_sign_in_ambiguous(inv, client):
+    """A tenant admin invites the platform admin's address into its tenant and accepts: the operator still
+    signs in without naming a tenant; the new tenant user names its tenant."""
+    invitation = invite(client, inv["h"]["alice"], email="ROOT@example.test")
+    accepted = accept(client, invitation)
+    assert accepted.status_code == 201 and accepted.json["user"]["last_login_at"]  # accepting signed it in
+    assert login_status(client, "root@example.test", PASSWORD) == 200
+    as_member = client.post("/api/v1/auth/login", json={"email": "root@example.test", "password": NEW_PASSWORD,
+                                                        "tenant": "tenant-a"})
+    assert as_member.status_code == 200 and as_member.json["user"]["role"] == "member"
 
 
 def test_revoke_with_the_current_etag(inv, client):

@@ -443,3 +443,69 @@ def test_real_policy_answers_match_the_document(pw, client, app):
     for path, method, response, status in answers:
         assert response.status_code == status, (method, path, response.json)
         schema[path][method].validate_response(response)
+
+
+# --- found by a hostile review: text shaped to overflow Cedar's stack --------------------------------
+
+DEEP_SHAPES = {
+    "brackets": "permit (principal, action, resource) when { " + "(" * 1000 + "true" + ")" * 1000 + " };",
+    "sets": "permit (principal, action, resource) when { " + "[" * 1000 + "1" + "]" * 1000 + " == [1] };",
+    "records": "permit (principal, action, resource) when { " + "{a:" * 1000 + "1" + "}" * 1000 + " == {a: 1} };",
+    "and chain": "permit (principal, action, resource) when { " + " && ".join(["true"] * 3000) + " };",
+    "if chain": "permit (principal, action, resource) when { " + "if true then " * 800 + "true" + " else false" * 800 + " };",
+}
+
+
+@pytest.mark.parametrize("shape", DEEP_SHAPES)
+def test_text_that_would_overflow_cedar_is_refused_before_cedar_sees_it(pw, client, app, shape):
+    """These crashed the worker process (SIGSEGV) in Cedar's parser: now a 422 / valid:false, nothing stored."""
+    before = stored(app)
+    response = register(client, pw["h"]["alice"], source=DEEP_SHAPES[shape])
+    assert response.status_code == 422
+    assert response.json["problems"][0]["location"]["line"] == 1
+    trial = ask(client, pw["h"]["alice"], [delete_request(pw["people"]["alice"], pw["people"]["amy"])],
+                source=DEEP_SHAPES[shape])
+    assert trial["valid"] is False and trial["results"] == []
+    assert stored(app) == before
+
+
+def test_the_largest_shapes_allowed_parse_safely_in_a_thread():
+    """The limits sit far below the crash: the largest allowed shapes go through Cedar in a worker thread.
+
+    In a child process, so that a regression shows as a failed test rather than a dead test run.
+    """
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent('''
+        import threading, cedarpy
+        from admin_api.policy.source import problems, MAX_TOKENS_PER_STATEMENT as T, MAX_NESTING as D
+        from admin_api.policy.catalog import SCHEMA
+        shapes = ["(" * (D - 1) + "true" + ")" * (D - 1),
+                  " && ".join(["true"] * (T // 2 - 10)),
+                  "if false then false else " * ((T - 20) // 6) + "true",
+                  "context" + ".a" * (T // 2 - 10) + " == 1"]
+        def run():
+            for cond in shapes:
+                source = "permit (principal, action, resource) when { " + cond + " };"
+                if not problems(source):
+                    request = {"principal": {"type": "User", "id": "u"}, "action": {"type": "Action", "id": "users:read"},
+                               "resource": {"type": "User", "id": "u"}, "context": {}}
+                    entity = {"uid": {"type": "User", "id": "u"}, "attrs": {"role": "member", "status": "active"}, "parents": []}
+                    cedarpy.is_authorized(request, cedarpy.PolicySet.from_str(source), [entity], schema=SCHEMA)
+            print("survived")
+        thread = threading.Thread(target=run)
+        thread.start()
+        thread.join()
+    ''')
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "survived" in done.stdout, done.stderr[-2000:]
+
+
+def test_policies_check_refuses_a_file_that_is_not_utf8_in_one_line(runner, tmp_path):
+    latin = tmp_path / "latin.cedar"
+    latin.write_bytes('permit (principal, action, resource) when { principal.role == "caf\xe9" };'.encode("latin-1"))
+    result = runner.invoke(args=["policies", "check", str(latin)])
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert len(result.stderr.strip().splitlines()) == 1 and "UTF-8" in result.stderr

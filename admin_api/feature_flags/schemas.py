@@ -62,9 +62,19 @@ def _rollout_field(**kwargs) -> Percentage:
                       metadata={"description": ROLLOUT_DESCRIPTION, "minimum": 0, "maximum": 100}, **kwargs)
 
 
+class OverrideMap(ma.fields.Dict):
+    """Tenant id -> forced value. Two spellings of one id (upper case, no hyphens) are refused, not merged:
+    which of their values was meant?"""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        loaded = super()._deserialize(value, attr, data, **kwargs)
+        if isinstance(value, dict) and len(loaded) < len(value):
+            raise ma.ValidationError("Names a tenant more than once (in different spellings of its id).")
+        return loaded
+
+
 def _overrides_field(description: str = OVERRIDES_DESCRIPTION, **kwargs) -> ma.fields.Dict:
-    return ma.fields.Dict(keys=ma.fields.UUID(), values=StrictBoolean(), metadata={"description": description},
-                          **kwargs)
+    return OverrideMap(keys=ma.fields.UUID(), values=StrictBoolean(), metadata={"description": description}, **kwargs)
 
 
 class FeatureFlagSchema(ma.Schema):

@@ -69,7 +69,7 @@ class InvitationById(MethodView):
     @blp.response(204)
     @blp.error(403, "Forbidden")
     @blp.error(404, "No such invitation (or not visible to you)")
-    @blp.error(409, "Not pending (accepted, revoked or expired)")
+    @blp.error(409, "Already accepted or revoked (an expired one can still be revoked, to close it for good)")
     def delete(self, invitation_id: uuid.UUID):
         """Revoke a pending invitation (its token stops working)"""
         service.revoke_invitation(actor=current_actor(), invitation_id=invitation_id, if_match=request.if_match)

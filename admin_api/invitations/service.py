@@ -178,10 +178,11 @@ def resend_invitation(*, actor, invitation_id: uuid.UUID, if_match=None) -> Issu
 
 
 def revoke_invitation(*, actor, invitation_id: uuid.UUID, if_match=None) -> None:
-    """Pending -> revoked: its token stops working. Accepted, revoked or expired ones: 409."""
+    """Pending (expired ones too: an admin closes them for good, resend could revive them) -> revoked: its token
+    stops working. Accepted or revoked ones: 409."""
     invitation = _invitation_to_change(actor, invitation_id, "invitations:revoke", if_match)
     before, now = snapshot(invitation), utcnow()
-    if not guarded_update(invitation, Invitation.status == "pending", Invitation.expires_at > now,
+    if not guarded_update(invitation, Invitation.status == "pending",
                           status="revoked", revoked_at=now, pending_key=None):
         db.session.rollback()
         raise Conflict(f"Only a pending invitation can be revoked; this one is {invitation.current_status}.")
@@ -238,13 +239,15 @@ def accept_invitation(*, invitation_id: uuid.UUID, token: str, password: str, di
         raise Conflict("The invitation changed meanwhile; try again.")
     user = _invited_user(invitation, password=password, display_name=display_name)
     invitation.accepted_user_id = user.id
+    user.last_login_at = now  # accepting signs the new user in
     address_key, invitation_key = keys
     throttle.release(clear=invitation_key, give_back=(address_key,))
     audit.record("invitation.accept", actor=user, tenant_id=invitation.tenant_id, target_type="invitation",
                  target_id=invitation.id, changes={"before": {"status": "pending"},
                                                    "after": {"status": "accepted", "accepted_user_id": user.id}})
+    tokens = issue_tokens(user)  # before the commit, as a sign-in does (core.security.credential_fingerprint)
     db.session.commit()
-    return {**issue_tokens(user), "user": user}
+    return {**tokens, "user": user}
 
 
 def _invited_user(invitation: Invitation, *, password: str, display_name: str):

@@ -38,11 +38,47 @@ class Problem:
         return f"line {self.line}, column {self.column} (policy {self.policy}): {self.message}" if self.line else self.message
 
 
+# Cedar's parser and validator recurse once per nesting level and per operator of a chain: a few KB of
+# `((((...` overflow the stack of the worker thread and kill the process (SIGSEGV), which no exception
+# handler can catch. So the shape of untrusted text is checked before Cedar sees it. The limits are far
+# beyond any policy a person writes, and far below what crashed here (about 700 nested brackets, or a
+# chain of about 1,300 `&&` terms, in a gunicorn worker thread): tests/test_policies.py parses the largest
+# allowed shapes in a thread to prove it.
+MAX_NESTING = 32
+MAX_TOKENS_PER_STATEMENT = 1000
+_TOKEN = re.compile(r'"(?:\\.|[^"\\])*"?|//[^\n]*|[A-Za-z_][A-Za-z0-9_]*|\d+|&&|\|\||::|[=!<>]=|\S')
+_OPENING, _CLOSING = "([{", ")]}"
+
+
+def _shape_problems(source: str, spans: list[tuple[int, int]]) -> list[Problem]:
+    found = []
+    for number, (start, end) in enumerate(spans, start=1):
+        depth = deepest = tokens = 0
+        for token in _TOKEN.findall(source, start, end):
+            if token.startswith("//"):
+                continue
+            tokens += 1
+            if token in _OPENING or token == "if":
+                depth += 1
+                deepest = max(deepest, depth)
+            elif token in _CLOSING or token == "else":
+                depth -= 1
+        if deepest > MAX_NESTING:
+            found.append(_at(source, spans, number, f"Nested more than {MAX_NESTING} levels deep "
+                                                    "(brackets and if-then-else): simplify the condition."))
+        elif tokens > MAX_TOKENS_PER_STATEMENT:
+            found.append(_at(source, spans, number, f"Longer than {MAX_TOKENS_PER_STATEMENT} tokens: split it into "
+                                                    "several policies."))
+    return found
+
+
 def problems(source: str) -> list[Problem]:
     """Every problem of Cedar text against the platform schema; empty when it can be registered."""
     spans = statement_spans(source)
     if not spans:
         return [Problem("Contains no policy.")]
+    if found := _shape_problems(source, spans):
+        return found
     try:
         tree = cedarpy.policies_to_pst(source)
     except ValueError as exc:

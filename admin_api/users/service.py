@@ -243,13 +243,18 @@ PLATFORM_SCOPE = "platform"  # the tenant "slug" that means "a platform admin" (
 
 def accounts_with_email(email: str, tenant_slug: str | None = None) -> list[User]:
     """The accounts with this (normalized) email, at most two (enough to tell "ambiguous"): in one tenant,
-    on the platform ("platform"), or anywhere when no slug is given."""
+    on the platform ("platform"), or anywhere when no slug is given.
+
+    Anywhere, a platform admin's account comes first and alone: no tenant can make an operator's sign-in
+    ambiguous by creating or inviting a user with the operator's address (its users then name their tenant).
+    """
     stmt = select(User).where(User.email == email)
     if tenant_slug == PLATFORM_SCOPE:
         stmt = stmt.where(User.tenant_id.is_(None))
     elif tenant_slug is not None:
         stmt = stmt.join(Tenant, User.tenant_id == Tenant.id).where(Tenant.slug == tenant_slug)
-    return list(db.session.scalars(stmt.limit(2)))
+    found = list(db.session.scalars(stmt.order_by(User.tenant_id.is_not(None)).limit(2)))
+    return found[:1] if found and found[0].tenant_id is None else found
 
 
 # --- operator commands (trusted: run on the server, no actor) --------------------
