@@ -79,7 +79,7 @@ def seed_demo(tenant_count: int, user_count: int, prefix: str, password: str, al
         result = _service_call(seed.seed_demo, tenant_count=tenant_count, user_count=user_count, prefix=prefix,
                                password=password, progress=bar.update)
     click.echo(f"Created {result['tenants']} tenants and {result['users']} users.")
-    click.echo("Demo logins (password for all: %s):" % password)
+    click.echo(f"Demo logins (password for all: {password}):")
     for login in result["logins"][:5]:
         click.echo(f"  {login['email']}  tenant {login['tenant']}  ({login['role']})")
 

@@ -15,7 +15,17 @@ from __future__ import annotations
 import argparse
 import os
 
-from common import ADMIN_EMAIL, ADMIN_PASSWORD, DEMO_PASSWORD, analyze, app_env, flask, gunicorn, login, scratch_database
+from common import (
+    ADMIN_EMAIL,
+    ADMIN_PASSWORD,
+    DEMO_PASSWORD,
+    analyze,
+    app_env,
+    flask,
+    gunicorn,
+    login,
+    scratch_database,
+)
 from loadgen import run, warm
 
 

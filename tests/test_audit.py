@@ -35,7 +35,7 @@ def ids(response) -> set[str]:
 @pytest.fixture
 def history(std, client):
     """A few changes in both tenants and on the platform, after everyone signed in."""
-    h, a, b = std["h"], str(std["a"].id), str(std["b"].id)
+    h, a = std["h"], str(std["a"].id)
 
     def ok(response, status=200):
         assert response.status_code == status, response.get_data(as_text=True)

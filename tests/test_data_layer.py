@@ -11,7 +11,7 @@ from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from flask_migrate import downgrade, upgrade
-from sqlalchemy import func, inspect, insert, make_url, select, text
+from sqlalchemy import func, insert, inspect, make_url, select, text
 from sqlalchemy.exc import IntegrityError
 
 from admin_api import PROJECT_ROOT

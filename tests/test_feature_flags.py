@@ -610,7 +610,7 @@ def race(make_app, requests, monkeypatch, name: str) -> list[int]:
     clients = [make_app().test_client() for _ in requests]  # built first: building apps is not thread-safe
     statuses = []
     threads = [threading.Thread(target=lambda c=c, r=r: statuses.append(r(c).status_code))
-               for c, r in zip(clients, requests)]
+               for c, r in zip(clients, requests, strict=True)]
     for thread in threads:
         thread.start()
     for thread in threads:

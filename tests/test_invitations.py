@@ -433,7 +433,7 @@ def test_resend_refusals_change_nothing(inv, client, app, who, target, status):
 ])
 def test_a_wrong_token_is_an_unknown_id_whatever_the_state(inv, client, app, state, status):
     """The token is checked before anything is told: ids cannot be probed, states cannot be read."""
-    carl, h = inv["carl"], inv["h"]
+    carl = inv["carl"]
     _put_in_state(inv, client, app, state)
     before = db_state(app)
     wrong = assert_refused(app, before, accept(client, carl, token=carl["token"][:-4] + "AAAA"), status)

@@ -22,7 +22,7 @@ def crowd(world):
     for n in range(30):
         world.user(f"member{n}@example.test", "member", a)
     with world.app.app_context():
-        for n in range(30):
+        for _ in range(30):
             audit.record("demo.event", actor_email="cli", tenant_id=a.id)
         db.session.commit()
         if db.engine.dialect.name == "postgresql":

@@ -7,8 +7,8 @@ import pytest
 from sqlalchemy import func, select
 
 from admin_api.audit.models import AuditEvent
-from admin_api.extensions import db
 from admin_api.core.security import token_digest
+from admin_api.extensions import db
 from admin_api.users.models import PasswordResetToken, User
 from tests.conftest import PASSWORD, audit_actions, bearer, events_of, in_threads, new_id
 
@@ -108,7 +108,7 @@ def test_bad_or_unknown_query_arguments_are_422(std, client, who, query, field):
 def crowd(std):
     """tenant-a with five more members, created in this order (alpha is oldest)."""
     names = ["delta", "alpha", "echo", "charlie", "bravo"]
-    for index, name in enumerate(names):
+    for name in names:
         std["world"].user(f"{name}@example.test", "member", std["a"], display_name=name.title(),
                           status="disabled" if name in {"echo", "bravo"} else "active")
     return {**std, "created": ["alice", "amy", *names]}

@@ -7,8 +7,8 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from admin_api.auth.models import RevokedToken
 from admin_api.core import audit, throttle
-from admin_api.core.db import dialect_insert, utcnow
 from admin_api.core.authz import authorize
+from admin_api.core.db import dialect_insert, utcnow
 from admin_api.core.errors import Gone, Invalid, Unauthorized
 from admin_api.core.security import decode_refresh_token, issue_tokens, token_expiry, verify_password
 from admin_api.extensions import db

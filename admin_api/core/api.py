@@ -251,7 +251,7 @@ def document_common_errors(api) -> None:
     unauthorized = api.spec.components.get_ref("response", "UNAUTHORIZED")
     server_error = api.spec.components.get_ref("response", "INTERNAL_SERVER_ERROR")
     for operations in api.spec._paths.values():
-        for method, operation in operations.items():
+        for operation in operations.values():
             if not isinstance(operation, dict) or "responses" not in operation:
                 continue
             if operation.get("security") != []:

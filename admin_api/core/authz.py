@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any, Callable
+from typing import Any
 
 from admin_api.core.errors import Forbidden, NotFound
 from admin_api.policy import Bundle, Decision, evaluate

@@ -11,6 +11,7 @@ from sqlalchemy import func, select, text
 
 from admin_api.extensions import db
 
+
 def sort_field(*fields: str, default: str = "-created_at") -> ma.fields.String:
     """The `sort` argument of a list: one of its documented fields, `-` first for descending."""
     choices = [choice for name in fields for choice in (name, f"-{name}")]

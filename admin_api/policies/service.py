@@ -16,17 +16,28 @@ from sqlalchemy import select
 
 from admin_api.core import audit
 from admin_api.core.api import check_if_match
-from admin_api.core.authz import (GUARD, PLATFORM, TENANT_ACTIONS, Bundle, allowed, answer, authorize, live_bundle,
-                                  model_named, question, require_visible, tenant_of)
+from admin_api.core.authz import (
+    GUARD,
+    PLATFORM,
+    TENANT_ACTIONS,
+    Bundle,
+    allowed,
+    answer,
+    authorize,
+    live_bundle,
+    model_named,
+    question,
+    require_visible,
+    tenant_of,
+)
 from admin_api.core.db import dialect_insert, utcnow
 from admin_api.core.errors import Conflict, Invalid, NotFound
 from admin_api.core.pagination import ResultPage, paginate
 from admin_api.extensions import db
 from admin_api.policies.models import PLATFORM_SCOPE, Policy, PolicySetVersion, name_key
 from admin_api.policy import Registered
-from admin_api.policy.evaluator import Candidate
 from admin_api.policy.catalog import ACTIONS, ENTITY_TYPES, SCHEMA_TEXT
-from admin_api.policy.evaluator import BUILTIN_IDS
+from admin_api.policy.evaluator import BUILTIN_IDS, Candidate
 from admin_api.policy.live import bundle_for
 from admin_api.policy.source import Problem, problems
 from admin_api.tenants import service as tenants

@@ -7,7 +7,6 @@ from admin_api.core.pagination import ListArgsSchema, sort_field
 from admin_api.core.security import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 from admin_api.users.models import ROLES, USER_STATUSES
 
-
 DISPLAY_NAME_MAX = 100  # the profile screen's limit too (one rule for one field)
 
 
