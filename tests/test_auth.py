@@ -171,11 +171,22 @@ def test_expired_token_is_401_before_the_body(make_app, world):  # C05
     client = app.test_client()
     world.user("root@example.test", "platform_admin")
     token = client.post("/api/v1/auth/login", json={"email": "root@example.test", "password": PASSWORD}).json["access_token"]
+    assert client.get("/api/v1/auth/me", headers=bearer(token)).status_code == 200  # checked once, then remembered
     time.sleep(3)
     response = client.get("/api/v1/users", headers=bearer(token))
     assert response.status_code == 401 and response.json["message"] == "Token expired."
     bad_body = client.post("/api/v1/users", headers=bearer(token), json={"nonsense": 1})
     assert bad_body.status_code == 401
+
+
+def test_a_token_one_app_has_checked_is_not_trusted_by_an_app_with_another_key(make_app, world):
+    world.user("root@example.test", "platform_admin")
+    first = make_app().test_client()
+    token = first.post("/api/v1/auth/login", json={"email": "root@example.test", "password": PASSWORD}).json["access_token"]
+    assert first.get("/api/v1/auth/me", headers=bearer(token)).status_code == 200
+    other = make_app(JWT_SECRET_KEY="another-signing-key-of-at-least-32-characters").test_client()
+    response = other.get("/api/v1/auth/me", headers=bearer(token))
+    assert response.status_code == 401 and response.json["message"] == "Invalid token."
 
 
 @pytest.mark.parametrize("header", [None, "Bearer not-a-jwt", "Bearer ", "Basic abc", "bearer x.y.z"])
