@@ -126,7 +126,10 @@ def derive_settings(app) -> None:
     config = app.config
     os.makedirs(app.instance_path, exist_ok=True)
     if not config["DATABASE_URL"]:
-        config["DATABASE_URL"] = "sqlite:///" + os.path.join(app.instance_path, "admin_api.db")
+        path = os.path.join(app.instance_path, "admin_api.db")
+        # It holds password hashes: made readable by its owner only (SQLite gives its WAL files the same mode).
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+        config["DATABASE_URL"] = "sqlite:///" + path
     config["SQLALCHEMY_DATABASE_URI"] = normalize_database_url(config["DATABASE_URL"])
     if not config["UPLOAD_FOLDER"]:
         config["UPLOAD_FOLDER"] = os.path.join(app.instance_path, "uploads", "photos")

@@ -42,6 +42,12 @@ def test_instance_file_beats_defaults(instance):
     assert app.config["UPLOAD_FOLDER"] == str(instance / "uploads" / "photos")
 
 
+def test_the_default_database_file_is_private_to_its_owner(instance):
+    create_app()
+    database = instance / "admin_api.db"
+    assert database.exists() and database.stat().st_mode & 0o777 == 0o600
+
+
 def test_postgres_urls_use_psycopg_3(instance):
     app = create_app({"DATABASE_URL": "postgres://u:p@db.example/admin"})
     assert app.config["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://u:p@db.example/admin"
