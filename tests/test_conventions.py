@@ -482,3 +482,51 @@ def test_creates_document_location_and_etag(client):
     for path in ("/api/v1/users", "/api/v1/tenants"):
         headers = spec["paths"][path]["post"]["responses"]["201"]["headers"]
         assert {"Location", "ETag"} <= set(headers)
+
+
+@pytest.mark.slow
+def test_the_servers_own_refusals_are_json_too(tmp_path):
+    """gunicorn answers an oversized request line or header block, or a malformed request, before the app runs."""
+    import socket
+    import time
+
+    root = Path(__file__).resolve().parent.parent
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "PORT": str(port), "WEB_CONCURRENCY": "1", "APP_ENV": "development",
+           "INSTANCE_PATH": str(tmp_path), "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}"}
+    server = subprocess.Popen([str(Path(sys.executable).parent / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"],
+                              cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def exchange(raw: bytes) -> tuple[str, dict[str, str], dict]:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+            connection.sendall(raw)
+            answer = b""
+            while chunk := connection.recv(65536):
+                answer += chunk
+        head, _, body = answer.partition(b"\r\n\r\n")
+        status, *lines = head.decode("latin-1").split("\r\n")
+        headers = {name.lower(): value for name, _, value in (line.partition(": ") for line in lines)}
+        return status, headers, json.loads(body)
+
+    try:
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        cases = {
+            b"GET /api/v1/users?q=" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n": 414,
+            b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-H%d: v\r\n" % n for n in range(150)) + b"\r\n": 431,
+            b"NOT HTTP AT ALL\r\n\r\n": 400,
+        }
+        for raw, code in cases.items():
+            status, headers, body = exchange(raw)
+            assert status.startswith(f"HTTP/1.1 {code} ")
+            assert headers["content-type"] == "application/json"
+            assert body["code"] == code and body["message"] and "<" not in json.dumps(body)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
