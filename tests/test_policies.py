@@ -10,6 +10,7 @@ from admin_api.extensions import db
 from admin_api.policies.models import Policy, PolicySetVersion
 from admin_api.policy import evaluator
 from admin_api.policy.catalog import ACTIONS, ENTITY_TYPES, SCHEMA_TEXT
+from admin_api.policy.source import problems, statement_spans
 from tests.conftest import PASSWORD, audit_actions, bearer, in_threads, new_id
 
 POLICIES = "/api/v1/policies"
@@ -453,6 +454,9 @@ DEEP_SHAPES = {
     "records": "permit (principal, action, resource) when { " + "{a:" * 1000 + "1" + "}" * 1000 + " == {a: 1} };",
     "and chain": "permit (principal, action, resource) when { " + " && ".join(["true"] * 3000) + " };",
     "if chain": "permit (principal, action, resource) when { " + "if true then " * 800 + "true" + " else false" * 800 + " };",
+    # Cedar ends a `//` comment at a carriage return too: the guard once read on to the next `\n` and let these through
+    "after a comment ended by CR": "permit (principal, action, resource) when { // x\r" + "(" * 1000 + "true" + ")" * 1000 + " };",
+    "after a comment ended by CRLF": "permit (principal, action, resource) when { // x\r\n" + "(" * 1000 + "true" + ")" * 1000 + " };",
 }
 
 
@@ -467,6 +471,14 @@ def test_text_that_would_overflow_cedar_is_refused_before_cedar_sees_it(pw, clie
                 source=DEEP_SHAPES[shape])
     assert trial["valid"] is False and trial["results"] == []
     assert stored(app) == before
+
+
+def test_text_with_windows_or_old_mac_line_endings_is_read_as_cedar_reads_it(pw, client):
+    """Comments end at CR as in Cedar: the statement after one is a statement, and a `;` in a comment ends nothing."""
+    source = "// first; still a comment\r@note(\"x\")\r\npermit (principal, action, resource) // why; because\rwhen { true };"
+    assert problems(source) == [] and len(statement_spans(source)) == 1
+    response = register(client, pw["h"]["alice"], source=source)
+    assert response.status_code == 201, response.json
 
 
 def test_the_largest_shapes_allowed_parse_safely_in_a_thread():

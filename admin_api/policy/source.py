@@ -46,7 +46,11 @@ class Problem:
 # allowed shapes in a thread to prove it.
 MAX_NESTING = 32
 MAX_TOKENS_PER_STATEMENT = 1000
-_TOKEN = re.compile(r'"(?:\\.|[^"\\])*"?|//[^\n]*|[A-Za-z_][A-Za-z0-9_]*|\d+|&&|\|\||::|[=!<>]=|\S')
+# A `//` comment runs to the end of its line, and Cedar ends a line at `\r` as well as `\n`: reading a
+# comment any further than Cedar does would hide from the guard text that Cedar parses.
+_COMMENT = r"//[^\n\r]*"
+_COMMENT_END = re.compile(r"[\n\r]")
+_TOKEN = re.compile(r'"(?:\\.|[^"\\])*"?|' + _COMMENT + r'|[A-Za-z_][A-Za-z0-9_]*|\d+|&&|\|\||::|[=!<>]=|\S')
 _OPENING, _CLOSING = "([{", ")]}"
 
 
@@ -150,8 +154,8 @@ def statement_spans(source: str) -> list[tuple[int, int]]:
             elif char == '"':
                 in_string = False
         elif source.startswith("//", index):
-            newline = source.find("\n", index)
-            index = len(source) if newline < 0 else newline
+            line_end = _COMMENT_END.search(source, index)
+            index = len(source) if line_end is None else line_end.start()
             continue
         elif char == ";":
             spans.append((index if start is None else start, index + 1))
