@@ -364,12 +364,19 @@ def test_parallel_revokes_of_one_token_write_one_event(world, make_app, app):
     assert audit_actions(app, action="auth.revoke") == ["auth.revoke"]
 
 
-@pytest.mark.parametrize("change", ["no exp", "type embed", "type reset", "long jti", "no jti"])
+FAR_FUTURE_CLAIMS = {"exp far away": {"exp": 10**20}, "exp beyond the longest lifetime": {"exp": 4_102_444_800},
+                     "iat_us text": {"iat_us": "abc"}, "iat_us fraction": {"iat_us": 1.5}, "no iat_us": {"iat_us": None}}
+
+
+@pytest.mark.parametrize("change", ["no exp", "type embed", "type reset", "long jti", "no jti", *FAR_FUTURE_CLAIMS])
 def test_tokens_we_would_never_issue_are_refused_even_with_our_key(world, client, config, change):
-    """What a leaked key could sign: a token that never expires, other token kinds, a jti the list cannot hold."""
+    """What a leaked key could sign: a token that never expires, other token kinds, a jti the list cannot hold,
+    an issue time that is not a number (these last ones once answered 500)."""
     world.user("root@example.test", "platform_admin")
     claims = _claims_of(world.login("root@example.test")["access_token"])
-    if change == "no exp":
+    if change in FAR_FUTURE_CLAIMS:
+        claims = {k: v for k, v in {**claims, **FAR_FUTURE_CLAIMS[change]}.items() if v is not None}
+    elif change == "no exp":
         claims.pop("exp")
     elif change.startswith("type"):
         claims["type"] = change.split()[1]
@@ -381,6 +388,18 @@ def test_tokens_we_would_never_issue_are_refused_even_with_our_key(world, client
     for path in ("/api/v1/auth/me", "/api/v1/users"):
         assert client.get(path, headers=bearer(token)).status_code == 401
     assert client.post("/api/v1/auth/revoke", headers=bearer(token), json={}).status_code == 401
+
+
+@pytest.mark.parametrize("change", list(FAR_FUTURE_CLAIMS))
+def test_a_refresh_token_we_would_never_issue_is_refused_in_a_revoke_body(world, client, config, app, change):
+    world.user("root@example.test", "platform_admin")
+    tokens = world.login("root@example.test")
+    claims = {k: v for k, v in {**_claims_of(tokens["refresh_token"]), **FAR_FUTURE_CLAIMS[change]}.items() if v is not None}
+    response = client.post("/api/v1/auth/revoke", headers=bearer(tokens["access_token"]),
+                           json={"refresh_token": _forge(claims, config["JWT_SECRET_KEY"])})
+    assert response.status_code == 422 and "refresh_token" in response.json["errors"]
+    assert audit_actions(app, action="auth.revoke") == []
+    assert client.get("/api/v1/auth/me", headers=bearer(tokens["access_token"])).status_code == 200
 
 
 def test_token_answers_are_not_cached_and_401_says_bearer(world, client):

@@ -142,14 +142,11 @@ def decode_refresh_token(token: str) -> dict | None:
         payload = decode_token(token)
     except Exception:  # any decode failure means "not a valid refresh token"
         return None
-    return payload if payload.get("type") == "refresh" else None
+    return payload if payload.get("type") == "refresh" and _well_formed(payload) else None
 
 
 def _issued_before(payload: dict, instant: datetime | None) -> bool:
-    if instant is None:
-        return False
-    issued_us = payload.get("iat_us") or payload.get("iat", 0) * 1_000_000
-    return issued_us < int(instant.timestamp() * 1_000_000)
+    return instant is not None and payload["iat_us"] < int(instant.timestamp() * 1_000_000)
 
 
 def _token_user_statement():
@@ -177,14 +174,21 @@ _TOKEN_USER = None
 TOKEN_TYPES = ("access", "refresh")
 
 
-def _well_formed(payload: dict) -> bool:
-    """The claims every token we issue has: a known type, an expiry, a jti that fits the revocation list.
+def _is_integer(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
-    The signature already proves we issued it; this refuses anything else that
-    a leaked key could sign (a token without `exp` would never expire).
+
+def _well_formed(payload: dict) -> bool:
+    """The claims every token we issue has: a known type, an expiry no further than our longest lifetime,
+    an integer issue time, a jti that fits the revocation list.
+
+    The signature already proves we issued it; this refuses anything else that a leaked key could sign
+    (a token without `exp`, or with one in the year 3000, would never expire).
     """
-    jti = payload.get("jti")
-    return (payload.get("type") in TOKEN_TYPES and isinstance(payload.get("exp"), (int, float))
+    jti, exp = payload.get("jti"), payload.get("exp")
+    longest = max(current_app.config["JWT_ACCESS_TOKEN_EXPIRES"], current_app.config["JWT_REFRESH_TOKEN_EXPIRES"])
+    return (payload.get("type") in TOKEN_TYPES and isinstance(exp, (int, float)) and not isinstance(exp, bool)
+            and exp <= time.time() + longest + 60 and _is_integer(payload.get("iat_us"))
             and isinstance(jti, str) and 0 < len(jti) <= 64)
 
 
