@@ -85,6 +85,32 @@ def bomb_png(width: int, height: int) -> bytes:
     return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", compressed) + _chunk(b"IEND", b""))
 
 
+def interlaced_png(size=(61, 37), idat_size: int = 64) -> bytes:
+    """An Adam7-interlaced RGB PNG of picture(size) (Pillow cannot write one), its data cut into many IDAT chunks.
+
+    Each pass holds the pixels whose column and row fall on its grid, taken one by one from the picture.
+    """
+    image = picture(size)
+    width, height = size
+    raw = b""
+    for x0, y0, dx, dy in ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)):
+        for y in range(y0, height, dy):
+            row = b"".join(bytes(image.getpixel((x, y))) for x in range(x0, width, dx))
+            if row:  # a pass with no column in the image has no rows at all
+                raw += b"\x00" + row
+    compressed = zlib.compress(raw)
+    chunks = b"".join(_chunk(b"IDAT", compressed[i:i + idat_size]) for i in range(0, len(compressed), idat_size))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 1)
+    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + chunks + _chunk(b"IEND", b"")
+
+
+def short_png(width: int, height: int, rows: int) -> bytes:
+    """A PNG that declares width x height but whose (complete, valid) zlib stream holds only `rows` rows."""
+    compressed = zlib.compress((b"\x00" + b"\x80" * (width * 3)) * rows)
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", compressed) + _chunk(b"IEND", b"")
+
+
 def declared_png(width: int, height: int) -> bytes:
     """Only a PNG header declaring width x height (no pixel data at all)."""
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)

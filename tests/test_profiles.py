@@ -276,6 +276,13 @@ def test_a_deleted_tenants_profiles_cannot_change(std, client, app):
     ("one pixel", images.png((1, 1)), (1, 1)),
     ("large", images.jpeg((2000, 1000)), (512, 256)),
     ("tall", images.png((300, 1200), mode="RGB"), (128, 512)),
+    # the completeness check of PNG pixel data counts rows of every layout right
+    ("png interlaced, many IDAT chunks", images.interlaced_png((61, 37)), (61, 37)),
+    ("png interlaced, smaller than a pass grid", images.interlaced_png((3, 2)), (3, 2)),
+    ("png palette", images.encoded(images.picture((33, 17)).convert("P"), "PNG"), (33, 17)),
+    ("png 1-bit", images.encoded(images.picture((29, 13)).convert("1"), "PNG"), (29, 13)),
+    ("png 16-bit grey", images.encoded(images.picture((19, 11)).convert("I;16"), "PNG"), (19, 11)),
+    ("png grey+alpha", images.png((23, 9), mode="LA"), (23, 9)),
 ])
 def test_each_accepted_format_becomes_a_clean_webp(std, client, app, name, data, size):
     amy, h = std["people"]["amy"], std["h"]["amy"]
@@ -369,6 +376,9 @@ REFUSED = [
     ("declares 20000x20000", lambda: images.bomb_png(20000, 20000), 422),
     ("declares 10000x10000 (Pillow only warns)", lambda: images.declared_png(10000, 10000), 422),
     ("truncated jpeg", images.truncated_jpeg, 422),
+    # Pillow takes a zlib stream that ends early for the whole image and paints the rest black
+    ("png with 16 of its 6000 rows", lambda: images.short_png(6000, 6000, 16), 422),
+    ("png one row short", lambda: images.short_png(300, 200, 199), 422),
     ("png header then html", images.png_header_then_html, 415),
     ("svg with a script", lambda: images.SVG, 415),
     ("html", lambda: images.HTML, 415),

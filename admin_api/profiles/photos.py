@@ -14,8 +14,10 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import struct
 import threading
 import warnings
+import zlib
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -58,6 +60,8 @@ def process(upload: BinaryIO, *, max_bytes: int, max_pixels: int) -> ProcessedPh
     data = _read_limited(upload, max_bytes)
     image = _open(data, max_pixels)
     with _DECODING:
+        if image.format == "PNG" and not _png_pixel_data_complete(data):
+            raise _corrupt()
         image = _decode(image)
         return _encode(_fitted(image))
 
@@ -114,6 +118,41 @@ def _decode(image: Image.Image) -> Image.Image:
     except Exception:  # noqa: BLE001 - an unreadable EXIF block: keep the pixels as stored
         pass
     return image
+
+
+# Adam7 passes: (first column, first row, column step, row step).
+_ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
+
+
+def _png_pixel_data_complete(data: bytes) -> bool:
+    """Whether the IDAT stream inflates to every row the header declares.
+
+    Pillow takes a zlib stream that ends early for a whole image and fills the missing rows with black;
+    a file that short is broken, whatever a browser would make of it. Inflated in slices, so a huge
+    image costs time, not memory. (Pillow has already checked the signature and that IHDR comes first.)
+    """
+    width, height, depth, colour, _, _, interlaced = struct.unpack(">IIBBBBB", data[16:29])
+    bits = depth * _PNG_CHANNELS.get(colour, 4)
+    passes = _ADAM7 if interlaced else ((0, 0, 1, 1),)
+    expected = 0
+    for x0, y0, dx, dy in passes:
+        columns, rows = (width - x0 + dx - 1) // dx, (height - y0 + dy - 1) // dy
+        if columns and rows:
+            expected += rows * (1 + (columns * bits + 7) // 8)  # each row starts with its filter byte
+    inflater, inflated, offset = zlib.decompressobj(), 0, 8
+    try:
+        while offset + 8 <= len(data) and inflated < expected:
+            length, kind = struct.unpack(">I4s", data[offset:offset + 8])
+            if kind == b"IDAT":
+                chunk = data[offset + 8:offset + 8 + length]
+                while chunk and inflated < expected:
+                    inflated += len(inflater.decompress(chunk, 1 << 20))
+                    chunk = inflater.unconsumed_tail
+            offset += 12 + length
+    except zlib.error:
+        return False
+    return inflated >= expected
 
 
 def _fitted(image: Image.Image) -> Image.Image:
