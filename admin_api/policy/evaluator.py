@@ -168,8 +168,19 @@ def evaluate(*, principal: dict, action: str, resource: dict, entities: list[dic
     decision = decide(policies or BUILTIN.for_action(action), json.dumps(request, sort_keys=True),
                       entities if isinstance(entities, Entities) else Entities(entities))
     if decision.errors:
-        log.warning("policy evaluation error on %s: %s", action, decision.errors)
+        log.warning("policy evaluation error on %s: %s", action, _brief(decision.errors))
     return decision
+
+
+LOGGED_ERRORS, LOGGED_ERROR_LENGTH = 3, 300
+
+
+def _brief(errors: tuple[str, ...]) -> str:
+    """Evaluation errors quote the values involved, which a dry-run's caller chooses: a bounded log line."""
+    shown = [error if len(error) <= LOGGED_ERROR_LENGTH else error[:LOGGED_ERROR_LENGTH] + "..."
+             for error in errors[:LOGGED_ERRORS]]
+    more = f" (and {len(errors) - LOGGED_ERRORS} more)" if len(errors) > LOGGED_ERRORS else ""
+    return "; ".join(shown) + more
 
 
 @lru_cache(maxsize=8192)
