@@ -121,6 +121,17 @@ def test_refresh_rotates_and_refuses_reuse(world, client, app):
     assert "auth.refresh" in audit_actions(app)
 
 
+def test_refresh_takes_no_body_or_an_empty_one_and_refuses_fields(world, client, app):
+    world.user("root@example.test", "platform_admin")
+    refresh = world.login("root@example.test")["refresh_token"]
+    refused = client.post("/api/v1/auth/refresh", headers=bearer(refresh), json={"refresh_token": refresh})
+    assert refused.status_code == 422 and refused.json["errors"] == {"refresh_token": ["Unknown field."]}
+    assert audit_actions(app, action="auth.refresh") == []  # and the token was not used up:
+    empty = client.post("/api/v1/auth/refresh", headers=bearer(refresh), json={})
+    assert empty.status_code == 200
+    assert client.post("/api/v1/auth/refresh", headers=bearer(empty.json["refresh_token"])).status_code == 200
+
+
 def test_access_token_cannot_refresh_and_refresh_token_cannot_call_api(world, client, app):  # C07
     world.user("root@example.test", "platform_admin")
     tokens = world.login("root@example.test")

@@ -1,7 +1,14 @@
 from flask.views import MethodView
 
 from admin_api.auth import service
-from admin_api.auth.schemas import ChangePasswordSchema, LoginSchema, PasswordResetSchema, RevokeSchema, TokenSchema
+from admin_api.auth.schemas import (
+    ChangePasswordSchema,
+    LoginSchema,
+    PasswordResetSchema,
+    RefreshSchema,
+    RevokeSchema,
+    TokenSchema,
+)
 from admin_api.core.api import Blueprint
 from admin_api.core.context import client_address
 from admin_api.core.security import auth_required, current_actor, current_claims
@@ -33,10 +40,12 @@ class Login(MethodView):
 class Refresh(MethodView):
     decorators = [auth_required(refresh=True)]  # a password-change-only session cannot extend itself
 
-    @blp.doc(description="Send the **refresh** token as the bearer token. It is rotated: use the new one next time.")
+    @blp.doc(description="Send the **refresh** token as the bearer token, with no body or `{}`. It is rotated: use "
+                         "the new one next time.")
+    @blp.arguments(RefreshSchema, required=False)
     @blp.response(200, TokenSchema)
     @blp.error(401, "Not a valid, unused refresh token")
-    def post(self):
+    def post(self, _):
         """Exchange a refresh token for new tokens"""
         return service.refresh(user=current_actor(), payload=current_claims())
 

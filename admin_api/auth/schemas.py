@@ -28,6 +28,11 @@ class TokenSchema(ma.Schema):
     user = ma.fields.Nested(UserSchema)
 
 
+class RefreshSchema(ma.Schema):
+    """No fields: the refresh token travels as the bearer token. An empty or absent body is fine; a field is a 422
+    (a client sending `{"refresh_token": ...}` here is told, rather than silently ignored)."""
+
+
 class RevokeSchema(ma.Schema):
     refresh_token = ma.fields.String(
         load_only=True, validate=ma.validate.Length(max=4096),
