@@ -12,6 +12,7 @@ from swagger_ui_bundle import swagger_ui_path
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from admin_api.config import load_config, validate_config
+from admin_api.core import transactions
 from admin_api.extensions import api, cors, db, jwt, migrate
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -127,6 +128,7 @@ def register_extensions(app: Flask) -> None:
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
             event.listen(db.engine, "connect", _sqlite_pragmas)
+    transactions.install(app)
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
     jwt.init_app(app)
     from admin_api.core.api import ErrorSchema

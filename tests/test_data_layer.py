@@ -11,14 +11,15 @@ from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from flask_migrate import downgrade, upgrade
-from sqlalchemy import func, insert, inspect, make_url, select, text
+from sqlalchemy import func, insert, inspect, make_url, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from admin_api import PROJECT_ROOT
 from admin_api.core.db import utcnow
 from admin_api.extensions import db
+from admin_api.tenants.models import Tenant
 from admin_api.users.models import User, email_key
-from tests.conftest import POSTGRES_URL, audit_actions
+from tests.conftest import POSTGRES_URL, audit_actions, bearer
 
 MIGRATIONS = PROJECT_ROOT / "migrations"
 
@@ -171,3 +172,46 @@ def test_integrity_error_is_a_409_and_the_next_requests_succeed(std, client, app
     assert created.status_code == 201
     assert client.get("/api/v1/auth/me", headers=std["h"]["root"]).status_code == 200
     assert audit_actions(app) == before + ["user.create"]
+
+
+# --- how a request's transaction ends (admin_api/core/transactions.py) -------------------------
+
+def _leave_open(kind: str):
+    """What a faulty view could leave in its transaction without committing."""
+    if kind == "flushed insert":
+        db.session.add(Tenant(name="Leaked", slug="leaked"))
+        db.session.flush()
+    elif kind == "pending insert":
+        db.session.add(Tenant(name="Leaked", slug="leaked"))
+    elif kind == "core update":
+        db.session.execute(update(Tenant).values(name="Leaked"))
+    elif kind == "text update":
+        db.session.execute(text("UPDATE tenants SET name = 'Leaked'"))
+
+
+@pytest.mark.parametrize("method, status", [("GET", 200), ("GET", 404), ("POST", 200)])
+@pytest.mark.parametrize("kind", ["flushed insert", "pending insert", "core update", "text update"])
+def test_a_transaction_left_open_with_a_write_is_rolled_back_whatever_the_method(make_app, world, kind, method, status):
+    """A read that went well ends with COMMIT (psycopg keeps its prepared statements only then), so this guards
+    the rule that makes that safe: a transaction that sent any write, or holds one unflushed, still rolls back."""
+    app = make_app()
+    world.tenant("acme", "Acme")
+    app.add_url_rule("/probe", "probe", lambda: (_leave_open(kind), ({"ok": True}, status))[1], methods=[method])
+    response = app.test_client().open("/probe", method=method)
+    assert response.status_code == status
+    with app.app_context():
+        assert db.session.scalars(select(Tenant.name).order_by(Tenant.name)).all() == ["Acme"]
+
+
+def test_reads_keep_the_prepared_statements_of_their_connection(world, client, app):
+    """On PostgreSQL a read request ends with COMMIT: psycopg drops its prepared statements on every ROLLBACK."""
+    with app.app_context():
+        if db.engine.dialect.name != "postgresql":
+            pytest.skip("prepared statements are psycopg's")
+    world.user("root@example.test", "platform_admin")
+    headers = bearer(world.login("root@example.test")["access_token"])
+    for _ in range(8):  # psycopg prepares a statement on its 6th use
+        assert client.get("/api/v1/users", headers=headers).status_code == 200
+    with app.app_context():
+        prepared = db.session.scalars(text("SELECT statement FROM pg_prepared_statements")).all()
+    assert any("FROM users" in statement for statement in prepared)
