@@ -59,9 +59,9 @@ def process(upload: BinaryIO, *, max_bytes: int, max_pixels: int) -> ProcessedPh
     """The clean WebP made from an uploaded file; 413, 415 or 422 (naming `photo`) when it is refused."""
     data = _read_limited(upload, max_bytes)
     image = _open(data, max_pixels)
+    if image.format == "PNG" and not _png_pixel_data_complete(data):  # outside the lock: inflated in 1 MiB slices
+        raise _corrupt()
     with _DECODING:
-        if image.format == "PNG" and not _png_pixel_data_complete(data):
-            raise _corrupt()
         image = _decode(image)
         return _encode(_fitted(image))
 
