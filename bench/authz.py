@@ -139,7 +139,7 @@ def decisions(app, tenants: dict, count: int) -> None:
             for size in SIZES:
                 admin, _, _, questions = subjects[size]
                 action, resource = questions[index]
-                evaluator._decide.cache_clear()
+                evaluator.MEMO.clear()
                 started = time.process_time_ns()
                 authz.allowed(admin, action, resource)
                 cold[size].append((time.process_time_ns() - started) / 1000)

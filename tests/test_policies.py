@@ -292,7 +292,7 @@ def test_dry_run_shows_a_failing_forbid_instead_of_a_bare_allow(pw, client, app)
     """C23: permit-all plus a forbid that fails at run time: the error, naming the forbid; never a bare allow."""
     alice, amy = pw["people"]["alice"], pw["people"]["amy"]
     before = stored(app)
-    evaluator._decide.cache_clear()
+    evaluator.MEMO.clear()
     request = {"principal": {"type": "User", "id": str(alice.id)}, "action": "users:update",
                "resource": {"type": "User", "id": str(amy.id)}, "context": {"role": "member"}}
     trial = ask(client, pw["h"]["alice"], [request, {**request, "context": {"role": 5}}],
@@ -303,10 +303,10 @@ def test_dry_run_shows_a_failing_forbid_instead_of_a_bare_allow(pw, client, app)
     assert "overflow" in failing["errors"][0]["message"]
     assert mistyped["decision"] == "deny" and "context" in mistyped["errors"][0]["message"]
     assert stored(app) == before  # saves and audits nothing...
-    authorizing_the_caller = evaluator._decide.cache_info().currsize
-    evaluator._decide.cache_clear()
+    authorizing_the_caller = len(evaluator.MEMO)
+    evaluator.MEMO.clear()
     ask(client, pw["h"]["alice"], [request] * 5 + [delete_request(alice, amy)], source=PERMIT_ALL)
-    assert evaluator._decide.cache_info().currsize == authorizing_the_caller  # ...and keeps out of the decision memo
+    assert len(evaluator.MEMO) == authorizing_the_caller  # ...and keeps out of the decision memo
 
 
 def test_dry_run_of_invalid_cedar_is_a_valid_answer(pw, client):
@@ -521,3 +521,42 @@ def test_policies_check_refuses_a_file_that_is_not_utf8_in_one_line(runner, tmp_
     result = runner.invoke(args=["policies", "check", str(latin)])
     assert result.exit_code != 0 and "Traceback" not in result.output
     assert len(result.stderr.strip().splitlines()) == 1 and "UTF-8" in result.stderr
+
+
+# --- found by a hostile review: every worker parses a scope's policies, so a scope holds a bounded amount ----
+
+def _padded(length: int) -> str:
+    """A valid policy of exactly `length` characters (a comment pads it)."""
+    policy = "\nforbid (principal, action == Action::\"users:delete\", resource) when { false };"
+    return "// " + "x" * (length - len(policy) - 3) + policy
+
+
+def test_a_scope_holds_a_bounded_amount_of_cedar_text(pw, client, app):
+    from admin_api.policies.service import MAX_SCOPE_SOURCE_LENGTH
+
+    h = pw["h"]["alice"]
+    rest = MAX_SCOPE_SOURCE_LENGTH - 120_000 - 100
+    made = [register(client, h, _padded(size), name=f"p{n}") for n, size in enumerate((60_000, 60_000, rest))]
+    assert [response.status_code for response in made] == [201, 201, 201]  # 100 characters short of the limit
+    before = stored(app)
+    refused = register(client, h, _padded(101), name="over")
+    assert refused.status_code == 409 and "characters" in refused.json["message"]
+    grown = client.patch(f"{POLICIES}/{made[2].json['id']}", headers=h, json={"source": _padded(rest + 101)})
+    assert grown.status_code == 409
+    assert stored(app) == before  # nothing stored, no version moved, no audit event
+    assert register(client, h, _padded(100), name="exactly at the limit").status_code == 201
+    # another tenant's budget is its own
+    assert register(client, pw["h"]["bob"], _padded(60_000), name="one").status_code == 201
+
+
+def test_a_scope_holds_a_bounded_number_of_policies(pw, client, app, monkeypatch):
+    from admin_api.policies import service
+
+    monkeypatch.setattr(service, "MAX_POLICIES_PER_SCOPE", 5)
+    h = pw["h"]["alice"]
+    assert all(register(client, h, name=f"p{n}").status_code == 201 for n in range(5))
+    before = stored(app)
+    refused = register(client, h, name="p5")
+    assert refused.status_code == 409 and "at most 5 policies" in refused.json["message"]
+    assert stored(app) == before
+    assert register(client, pw["h"]["bob"], name="p5").status_code == 201

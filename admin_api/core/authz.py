@@ -177,7 +177,7 @@ def answer(asked: Question, bundle: Bundle | Candidate, *, memoize: bool = True)
     """Cedar's decision over `bundle`, within the guard rails: enforcement and dry-run alike."""
     decision = evaluate(principal=asked.principal, action=asked.action, resource=asked.target, entities=asked.entities,
                         context=asked.context, policies=bundle.for_action(asked.action),
-                        memoize=memoize and bundle.memoize)
+                        memo_key=bundle.memo_key(asked.action) if memoize and bundle.memoize else None)
     if decision.allowed and not decision.builtin and not _may_widen(asked.actor, asked.action, asked.resource):
         return Decision(False, (GUARD,), decision.errors)
     return decision

@@ -16,6 +16,7 @@ from admin_api.policies.schemas import (
     PolicySchema,
     PolicyUpdateSchema,
 )
+from admin_api.policy.source import MAX_SOURCE_LENGTH
 
 blp = Blueprint(
     "policies", __name__, url_prefix="/api/v1/policies",
@@ -27,7 +28,10 @@ blp = Blueprint(
         "(audited as `authz.error`). Guard rails no policy can break: registered policies never apply to platform "
         "admins (they cannot be locked out); they may always forbid, but permit only what "
         "GET /policies/schema marks `tenant_policies_may_permit`, on the user's own tenant (a permit on another "
-        "tenant's user changes nothing: still 404). Removing a policy is final; its audit events keep its text."
+        "tenant's user changes nothing: still 404). Removing a policy is final; its audit events keep its text. "
+        f"A tenant (and the platform) holds at most {service.MAX_POLICIES_PER_SCOPE} policies and "
+        f"{service.MAX_SCOPE_SOURCE_LENGTH:,} characters of Cedar text in all (409 beyond); one policy's text is at "
+        f"most {MAX_SOURCE_LENGTH:,} characters (422)."
     ),
 )
 
@@ -48,7 +52,7 @@ class Policies(MethodView):
     @blp.response(201, PolicySchema, headers=CREATED_HEADERS)
     @blp.error(403, "Forbidden")
     @blp.error(404, "tenant_id names a tenant you cannot see")
-    @blp.error(409, "Name already taken in this scope, or tenant deleted")
+    @blp.error(409, "Name already taken in this scope, tenant deleted, or the scope's limits reached")
     def post(self, data):
         """Register a policy"""
         policy = service.create_policy(actor=current_actor(), **data)
@@ -103,7 +107,8 @@ class PolicyById(MethodView):
     @blp.response(200, PolicySchema)
     @blp.error(403, "Forbidden")
     @blp.error(404, "No such policy (or not visible to you)")
-    @blp.error(409, "Name already taken in this scope, tenant deleted, or changed concurrently")
+    @blp.error(409, "Name already taken in this scope, tenant deleted, scope's text limit reached, or changed "
+                    "concurrently")
     def patch(self, changes, policy_id: uuid.UUID):
         """Change a policy's text, name, description or enabled flag"""
         policy = service.update_policy(actor=current_actor(), policy_id=policy_id, changes=changes,

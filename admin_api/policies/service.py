@@ -12,7 +12,7 @@ import re
 import uuid
 from collections import defaultdict
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from admin_api.core import audit
 from admin_api.core.api import check_if_match
@@ -45,6 +45,9 @@ from admin_api.tenants.models import Tenant
 
 SORT_COLUMNS = {"name": Policy.name, "created_at": Policy.created_at, "updated_at": Policy.updated_at}
 DRAFT = "draft"  # the Cedar id of a dry-run's candidate policy
+# What one scope (a tenant, or the platform) may hold: every worker parses all of it, so it is bounded.
+MAX_POLICIES_PER_SCOPE = 100
+MAX_SCOPE_SOURCE_LENGTH = 128_000  # characters of Cedar text, disabled policies included
 
 
 def snapshot(policy: Policy) -> dict:
@@ -74,6 +77,21 @@ def _move_version(tenant_id: uuid.UUID | None) -> None:
     db.session.execute(insert.on_conflict_do_update(
         index_elements=[PolicySetVersion.scope_id],
         set_={"version": PolicySetVersion.version + 1, "revision": insert.excluded.revision, "updated_at": now}))
+
+
+def _refuse_over_limits(tenant_id: uuid.UUID | None) -> None:
+    """409 when the scope would hold too many policies or too much text. Called after `_move_version`, whose
+    row lock makes concurrent changes of the scope count one after the other."""
+    in_scope = Policy.tenant_id == tenant_id if tenant_id else Policy.tenant_id.is_(None)
+    count, length = db.session.execute(
+        select(func.count(), func.coalesce(func.sum(func.length(Policy.source)), 0)).where(in_scope)).one()
+    if count > MAX_POLICIES_PER_SCOPE:
+        raise Conflict(f"A tenant (or the platform) holds at most {MAX_POLICIES_PER_SCOPE} policies: "
+                       "delete or merge some first.")
+    if length > MAX_SCOPE_SOURCE_LENGTH:
+        raise Conflict(f"The policies of a tenant (or of the platform) hold at most {MAX_SCOPE_SOURCE_LENGTH:,} "
+                       f"characters of Cedar text together; this change would make {length:,}.",
+                       errors={"source": ["Too much Cedar text in this scope."]})
 
 
 def _refuse_taken_name(tenant_id: uuid.UUID | None, name: str) -> None:
@@ -125,6 +143,7 @@ def create_policy(*, actor, name: str, source: str, description: str = "", enabl
     db.session.add(policy)
     db.session.flush()
     _move_version(scope_id)
+    _refuse_over_limits(scope_id)
     _record("policy.create", actor=actor, policy=policy, changes={"after": snapshot(policy)})
     db.session.commit()
     return policy
@@ -146,6 +165,8 @@ def update_policy(*, actor, policy_id: uuid.UUID, changes: dict, if_match=None) 
     if after != before:
         db.session.flush()  # the row's version moves (and a concurrent change of it is refused)
         _move_version(policy.tenant_id)
+        if "source" in changes:
+            _refuse_over_limits(policy.tenant_id)
         _record("policy.update", actor=actor, policy=policy, changes=audit.diff(before, after))
     db.session.commit()
     return policy

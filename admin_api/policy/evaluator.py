@@ -10,17 +10,19 @@ keeps hundreds of registered policies cheap).
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import logging
-from collections.abc import Sequence
+import threading
+from collections import OrderedDict
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import cedarpy
 from cedarpy import pst
 
-from admin_api.policy.catalog import ACTION_GROUPS, SCHEMA, SCHEMA_TEXT  # noqa: F401 (SCHEMA_TEXT re-exported)
+from admin_api.policy.catalog import ACTION_GROUPS, ACTIONS, SCHEMA, SCHEMA_TEXT  # noqa: F401 (SCHEMA_TEXT re-exported)
 from admin_api.policy.source import registered_id, statements
 
 log = logging.getLogger("admin_api.policy")
@@ -65,26 +67,43 @@ def _may_apply(template: pst.Template, action: str) -> bool:
     return True
 
 
+# Cedar holds each policy set it is given in full, so a set per action costs a copy of every policy that
+# names no action per action (about 44 bytes per character per copy: 100 MB for 60 KB of such text and the
+# 37 actions). Above this much registered text, one set serves every action instead (slower to evaluate,
+# one copy). A character parsed costs about 110 bytes more in Python (the statements): `cost` counts
+# both, in copies of the text, as an upper bound.
+SPLIT_BY_ACTION_UP_TO = 4_000  # characters of registered Cedar text
+_BUNDLE_KEYS = itertools.count()
+
+
 class Bundle:
     """The built-in role policies plus registered ones, handed to Cedar per action (built once per action)."""
 
-    memoize = True  # its per-action sets live as long as the bundle: their answers may be memoized
+    memoize = True  # its sets live as long as the bundle: their answers may be memoized (under its key)
 
     def __init__(self, registered: Sequence[Registered] = ()):
         self.registered = tuple(registered)
+        self.key = next(_BUNDLE_KEYS)  # names this bundle in the decision memo, which must not keep it alive
         self.names = {policy.id: policy.name for policy in self.registered}
+        self.size = sum(len(policy.source) for policy in self.registered)
         self._templates = [*_BUILTIN_TEMPLATES,
                            *(template for policy in self.registered for template in statements(policy.source, policy.id))]
+        self._split = self.size <= SPLIT_BY_ACTION_UP_TO
+        self.cost = self.size * ((len(ACTIONS) if self._split else 1) + 2)
         self._by_action: dict[str, cedarpy.PolicySet] = {}
 
     def for_action(self, action: str) -> cedarpy.PolicySet:
-        found = self._by_action.get(action)
+        key = action if self._split else "*"
+        found = self._by_action.get(key)
         if found is None:
-            templates = {t.id: t for t in self._templates if _may_apply(t, action)}
+            templates = {t.id: t for t in self._templates if not self._split or _may_apply(t, action)}
             found = cedarpy.PolicySet.from_pst(pst.PolicySet(
                 templates=pst.FrozenMap(), static_policies=pst.FrozenMap(templates), template_links=()))
-            found = self._by_action.setdefault(action, found)
+            found = self._by_action.setdefault(key, found)
         return found
+
+    def memo_key(self, action: str) -> Hashable:
+        return self.key, action if self._split else "*"
 
     def policy_of(self, cedar_id: str) -> str:
         """The policy a Cedar id belongs to: a built-in policy's @id, or a registered policy's id."""
@@ -154,19 +173,28 @@ class Entities:
 
 def evaluate(*, principal: dict, action: str, resource: dict, entities: list[dict] | Entities,
              context: dict | None = None, policies: cedarpy.PolicySet | None = None,
-             memoize: bool = True) -> Decision:
-    """Decide one request. Any evaluation error denies (fail closed)."""
+             memo_key: Hashable | None = None) -> Decision:
+    """Decide one request. Any evaluation error denies (fail closed).
+
+    `memo_key` names `policies` for the decision memo (a bundle's `memo_key(action)`); None: not memoized.
+    The built-in policies are used, and memoized, when no policies are given.
+    """
+    if policies is None:
+        policies, memo_key = BUILTIN.for_action(action), BUILTIN.memo_key(action)
     request = {
         "principal": principal,
         "action": {"type": "Action", "id": action},
         "resource": resource,
         "context": context or {},
     }
-    # Cedar is a pure function of the policies and these inputs, so equal questions share one answer:
-    # the JSON text of the inputs is the key (a policy set is keyed by identity: a new set, new entries).
-    decide = _decide if memoize else _decide.__wrapped__
-    decision = decide(policies or BUILTIN.for_action(action), json.dumps(request, sort_keys=True),
-                      entities if isinstance(entities, Entities) else Entities(entities))
+    entities = entities if isinstance(entities, Entities) else Entities(entities)
+    request_json = json.dumps(request, sort_keys=True)
+    if memo_key is None:
+        decision = _decide(policies, request_json, entities)
+    else:
+        # Cedar is a pure function of the policies and these inputs, so equal questions share one answer.
+        decision = MEMO.get_or_compute((memo_key, request_json, entities.json),
+                                       lambda: _decide(policies, request_json, entities))
     if decision.errors:
         log.warning("policy evaluation error on %s: %s", action, _brief(decision.errors))
     return decision
@@ -183,7 +211,43 @@ def _brief(errors: tuple[str, ...]) -> str:
     return "; ".join(shown) + more
 
 
-@lru_cache(maxsize=8192)
+class DecisionMemo:
+    """The last `size` answers, keyed by text only: a bundle's key, never its policy sets, so that a replaced
+    bundle is freed at once (an entry holding its sets once kept every old version of a tenant's policies)."""
+
+    def __init__(self, size: int = 8192):
+        self.size = size
+        self._answers: OrderedDict[tuple, Decision] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def get_or_compute(self, key: tuple, compute) -> Decision:
+        with self._lock:
+            found = self._answers.get(key)
+            if found is not None:
+                self._answers.move_to_end(key)
+                self.hits += 1
+                return found
+            self.misses += 1
+        decision = compute()
+        with self._lock:
+            self._answers[key] = decision
+            while len(self._answers) > self.size:
+                self._answers.popitem(last=False)
+        return decision
+
+    def clear(self) -> None:
+        with self._lock:
+            self._answers.clear()
+            self.hits = self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._answers)
+
+
+MEMO = DecisionMemo()
+
+
 def _decide(policies: cedarpy.PolicySet, request_json: str, entities: Entities) -> Decision:
     try:
         result = cedarpy.is_authorized(json.loads(request_json), policies, entities.parsed(), schema=SCHEMA)

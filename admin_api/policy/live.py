@@ -22,6 +22,9 @@ from admin_api.extensions import db
 from admin_api.policy.evaluator import BUILTIN, Bundle, Registered
 
 MAX_BUNDLES = 1024  # tenants whose parsed policies a process keeps (least recently used go first)
+# ...and parsed text of at most this `Bundle.cost` among them (at about 44 bytes each: some 220 MB), whatever
+# tenants register; a bundle evicted is parsed again when next needed.
+MAX_CACHED_COST = 5_000_000
 
 
 @dataclass(frozen=True)
@@ -55,9 +58,13 @@ def bundle_for(tenant_id: uuid.UUID | None, revisions: Revisions | None = None, 
         with _lock:
             _bundles[key] = (revisions, bundle)
             _bundles.move_to_end(key)
-            while len(_bundles) > MAX_BUNDLES:
+            while len(_bundles) > 1 and (len(_bundles) > MAX_BUNDLES or _cached_cost() > MAX_CACHED_COST):
                 _bundles.popitem(last=False)
     return bundle
+
+
+def _cached_cost() -> int:
+    return sum(bundle.cost for _, bundle in _bundles.values())
 
 
 def revisions_of(user) -> Revisions:
