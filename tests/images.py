@@ -104,6 +104,28 @@ def interlaced_png(size=(61, 37), idat_size: int = 64) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + chunks + _chunk(b"IEND", b"")
 
 
+def _png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
+    chunks, offset = [], 8
+    while offset < len(data):
+        length, kind = struct.unpack(">I4s", data[offset:offset + 8])
+        chunks.append((kind, data[offset + 8:offset + 8 + length]))
+        offset += 12 + length
+    return chunks
+
+
+def palette_png(plte: str = "before", bits: int = 8, transparency: bool = False) -> bytes:
+    """A 4x4 palette PNG whose PLTE chunk comes `before` the pixels (sound), `after` them, or `none` at all."""
+    image = picture((4, 4)).convert("P")
+    chunks = _png_chunks(encoded(image, "PNG", bits=bits, **({"transparency": 0} if transparency else {})))
+    palette = [chunk for chunk in chunks if chunk[0] == b"PLTE"]
+    others = [chunk for chunk in chunks if chunk[0] != b"PLTE"]
+    if plte == "before":
+        others[1:1] = palette
+    elif plte == "after":
+        others[-1:-1] = palette
+    return b"\x89PNG\r\n\x1a\n" + b"".join(_chunk(kind, body) for kind, body in others)
+
+
 def short_png(width: int, height: int, rows: int) -> bytes:
     """A PNG that declares width x height but whose (complete, valid) zlib stream holds only `rows` rows."""
     compressed = zlib.compress((b"\x00" + b"\x80" * (width * 3)) * rows)

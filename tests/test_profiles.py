@@ -280,6 +280,7 @@ def test_a_deleted_tenants_profiles_cannot_change(std, client, app):
     ("png interlaced, many IDAT chunks", images.interlaced_png((61, 37)), (61, 37)),
     ("png interlaced, smaller than a pass grid", images.interlaced_png((3, 2)), (3, 2)),
     ("png palette", images.encoded(images.picture((33, 17)).convert("P"), "PNG"), (33, 17)),
+    ("png palette, rebuilt chunk by chunk", images.palette_png("before", transparency=True), (4, 4)),
     ("png 1-bit", images.encoded(images.picture((29, 13)).convert("1"), "PNG"), (29, 13)),
     ("png 16-bit grey", images.encoded(images.picture((19, 11)).convert("I;16"), "PNG"), (19, 11)),
     ("png grey+alpha", images.png((23, 9), mode="LA"), (23, 9)),
@@ -379,6 +380,11 @@ REFUSED = [
     # Pillow takes a zlib stream that ends early for the whole image and paints the rest black
     ("png with 16 of its 6000 rows", lambda: images.short_png(6000, 6000, 16), 422),
     ("png one row short", lambda: images.short_png(300, 200, 199), 422),
+    # palette images without their palette before the pixels: these answered 500
+    ("palette png without PLTE", lambda: images.palette_png("none"), 422),
+    ("palette png with PLTE after the pixels", lambda: images.palette_png("after"), 422),
+    ("1-bit palette png without PLTE", lambda: images.palette_png("none", bits=1), 422),
+    ("palette png without PLTE, with tRNS", lambda: images.palette_png("none", transparency=True), 422),
     ("png header then html", images.png_header_then_html, 415),
     ("svg with a script", lambda: images.SVG, 415),
     ("html", lambda: images.HTML, 415),
@@ -660,3 +666,18 @@ def test_a_display_name_the_users_api_accepts_is_one_the_profile_accepts(std, cl
     profile = client.get(profile_url(amy), headers=h).json
     editable = {key: profile[key] for key in ("display_name", "title", "bio", "phone", "locale", "timezone")}
     assert client.put(profile_url(amy), headers=h, json=editable).status_code == 200
+
+
+def test_pixels_pillow_cannot_convert_are_a_422_not_a_500(std, client, app, monkeypatch):
+    """Whatever else Pillow trips on after decoding (an AssertionError once, for a palette PNG without PLTE)."""
+    from admin_api.profiles import photos
+
+    def broken(image):
+        raise AssertionError("self.palette is not None")
+
+    monkeypatch.setattr(photos, "_fitted", broken)
+    amy, h = std["people"]["amy"], std["h"]["amy"]
+    before = state(app)
+    response = upload(client, amy, h, images.png())
+    assert response.status_code == 422 and response.json["errors"]["photo"]
+    assert state(app) == before

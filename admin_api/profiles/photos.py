@@ -59,11 +59,15 @@ def process(upload: BinaryIO, *, max_bytes: int, max_pixels: int) -> ProcessedPh
     """The clean WebP made from an uploaded file; 413, 415 or 422 (naming `photo`) when it is refused."""
     data = _read_limited(upload, max_bytes)
     image = _open(data, max_pixels)
-    if image.format == "PNG" and not _png_pixel_data_complete(data):  # outside the lock: inflated in 1 MiB slices
+    if image.format == "PNG" and not _png_sound(data):  # outside the lock: inflated in 1 MiB slices
         raise _corrupt()
     with _DECODING:
         image = _decode(image)
-        return _encode(_fitted(image))
+        try:
+            return _encode(_fitted(image))
+        except Exception as exc:  # noqa: BLE001 - decoded pixels Pillow cannot convert: broken, not a server fault
+            log.info("photo refused while converting: %s", type(exc).__name__)
+            raise _corrupt()
 
 
 # A 40-megapixel RGBA image takes about 160 MiB decoded, and a 170 KB PNG can declare one: one decode at a
@@ -125,12 +129,14 @@ _ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), 
 _PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
 
 
-def _png_pixel_data_complete(data: bytes) -> bool:
-    """Whether the IDAT stream inflates to every row the header declares.
+def _png_sound(data: bytes) -> bool:
+    """Whether the IDAT stream inflates to every row the header declares, and a palette image has its
+    palette (PLTE) before its pixels.
 
-    Pillow takes a zlib stream that ends early for a whole image and fills the missing rows with black;
-    a file that short is broken, whatever a browser would make of it. Inflated in slices, so a huge
-    image costs time, not memory. (Pillow has already checked the signature and that IHDR comes first.)
+    Pillow takes a zlib stream that ends early for a whole image and fills the missing rows with black,
+    and reads a palette image without PLTE as best it can; such files are broken, whatever a browser would
+    make of them. Inflated in slices, so a huge image costs time, not memory. (Pillow has already checked
+    the signature and that IHDR comes first.)
     """
     width, height, depth, colour, _, _, interlaced = struct.unpack(">IIBBBBB", data[16:29])
     bits = depth * _PNG_CHANNELS.get(colour, 4)
@@ -140,11 +146,14 @@ def _png_pixel_data_complete(data: bytes) -> bool:
         columns, rows = (width - x0 + dx - 1) // dx, (height - y0 + dy - 1) // dy
         if columns and rows:
             expected += rows * (1 + (columns * bits + 7) // 8)  # each row starts with its filter byte
-    inflater, inflated, offset = zlib.decompressobj(), 0, 8
+    inflater, inflated, offset, palette = zlib.decompressobj(), 0, 8, False
     try:
         while offset + 8 <= len(data) and inflated < expected:
             length, kind = struct.unpack(">I4s", data[offset:offset + 8])
+            palette = palette or kind == b"PLTE"
             if kind == b"IDAT":
+                if colour == 3 and not palette:
+                    return False
                 chunk = data[offset + 8:offset + 8 + length]
                 while chunk and inflated < expected:
                     inflated += len(inflater.decompress(chunk, 1 << 20))
