@@ -93,17 +93,27 @@ class Bundle:
         self._by_action: dict[str, cedarpy.PolicySet] = {}
 
     def for_action(self, action: str) -> cedarpy.PolicySet:
-        key = action if self._split else "*"
-        found = self._by_action.get(key)
+        if not self._split:
+            return self.whole()
+        found = self._by_action.get(action)
         if found is None:
-            templates = {t.id: t for t in self._templates if not self._split or _may_apply(t, action)}
+            templates = {t.id: t for t in self._templates if _may_apply(t, action)}
             found = cedarpy.PolicySet.from_pst(pst.PolicySet(
                 templates=pst.FrozenMap(), static_policies=pst.FrozenMap(templates), template_links=()))
-            found = self._by_action.setdefault(key, found)
+            found = self._by_action.setdefault(action, found)
         return found
 
     def memo_key(self, action: str) -> Hashable:
         return self.key, action if self._split else "*"
+
+    def whole(self) -> cedarpy.PolicySet:
+        """Every policy of the bundle in one set (what serves every action once the bundle is large)."""
+        found = self._by_action.get("*")
+        if found is None:
+            found = cedarpy.PolicySet.from_pst(pst.PolicySet(templates=pst.FrozenMap(), template_links=(),
+                                                             static_policies=pst.FrozenMap({t.id: t for t in self._templates})))
+            found = self._by_action.setdefault("*", found)
+        return found
 
     def policy_of(self, cedar_id: str) -> str:
         """The policy a Cedar id belongs to: a built-in policy's @id, or a registered policy's id."""
@@ -137,9 +147,12 @@ class Candidate:
     def for_action(self, action: str) -> cedarpy.PolicySet:
         if not self.adds_to(action):
             return self.base.for_action(action)
+        if len(self.draft.source) > SPLIT_BY_ACTION_UP_TO:  # one copy of a large draft, not one per action
+            action = "*"
         found = self._by_action.get(action)
         if found is None:
-            found = self._by_action.setdefault(action, self.base.for_action(action).with_added_str(self.draft.source))
+            base = self.base.for_action(action) if action != "*" else self.base.whole()
+            found = self._by_action.setdefault(action, base.with_added_str(self.draft.source))
         return found
 
     def policy_of(self, cedar_id: str) -> str:

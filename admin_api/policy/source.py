@@ -17,6 +17,7 @@ from cedarpy import pst
 from admin_api.policy.catalog import SCHEMA
 
 MAX_SOURCE_LENGTH = 64_000
+MAX_PROBLEMS = 100  # reported for one text; a note says when there are more
 _POSITIONAL = re.compile(r"^policy(\d+)$")
 _POSITIONAL_PREFIX = re.compile(r"^for policy `policy\d+`, ")
 
@@ -90,9 +91,22 @@ def problems(source: str) -> list[Problem]:
     if tree.templates:
         return [_at(source, spans, _position(id_), "Templates (?principal or ?resource slots) cannot be registered: "
                                                    "name the entity instead.") for id_ in tree.templates]
-    result = cedarpy.validate_policies(source, SCHEMA)
-    return [_at(source, spans, _position(error.policy_id), _POSITIONAL_PREFIX.sub("", error.error))
-            for error in result.errors]
+    # One statement at a time, stopping once MAX_PROBLEMS are found: Cedar reports a problem per term and per
+    # action, so 64 KB of text could make 170,000 of them (seconds of work, megabytes of answer).
+    found: list[Problem] = []
+    for number, (start, end) in enumerate(spans, start=1):
+        errors = sorted(_POSITIONAL_PREFIX.sub("", error.error)
+                        for error in cedarpy.validate_policies(source[start:end], SCHEMA).errors)
+        found.extend(_at(source, spans, number, message) for message in errors)
+        if len(found) >= MAX_PROBLEMS:
+            return _capped(found)
+    return found
+
+
+def _capped(found: list[Problem]) -> list[Problem]:
+    if len(found) <= MAX_PROBLEMS:
+        return found
+    return [*found[:MAX_PROBLEMS], Problem(f"More problems are not shown: fix these {MAX_PROBLEMS} first.")]
 
 
 def statements(source: str, policy_id: str) -> list[pst.Template]:
@@ -127,6 +141,8 @@ def _parse_problems(source: str, spans: list[tuple[int, int]], message: str) -> 
             cedarpy.PolicySet.from_str(source[start:end])
         except ValueError as exc:
             found.append(_at(source, spans, number, str(exc)))
+            if len(found) > MAX_PROBLEMS:
+                return _capped(found)
     return found or [Problem(message)]
 
 
