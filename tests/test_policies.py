@@ -454,6 +454,10 @@ DEEP_SHAPES = {
     "records": "permit (principal, action, resource) when { " + "{a:" * 1000 + "1" + "}" * 1000 + " == {a: 1} };",
     "and chain": "permit (principal, action, resource) when { " + " && ".join(["true"] * 3000) + " };",
     "if chain": "permit (principal, action, resource) when { " + "if true then " * 800 + "true" + " else false" * 800 + " };",
+    # the guard once let these through (an `else` counted as closing a level; a stray closer counted below zero)
+    "else-if chain": "permit (principal, action, resource) when { " + "if true then true else " * 150 + "true };",
+    "stray closers first": "permit (principal, action, resource) when { " + ")" * 480 + "(" * 500 + "true };",
+    "stray elses first": "permit (principal, action, resource) when { " + "else " * 480 + "(" * 500 + "true };",
     # Cedar ends a `//` comment at a carriage return too: the guard once read on to the next `\n` and let these through
     "after a comment ended by CR": "permit (principal, action, resource) when { // x\r" + "(" * 1000 + "true" + ")" * 1000 + " };",
     "after a comment ended by CRLF": "permit (principal, action, resource) when { // x\r\n" + "(" * 1000 + "true" + ")" * 1000 + " };",
@@ -467,6 +471,7 @@ def test_text_that_would_overflow_cedar_is_refused_before_cedar_sees_it(pw, clie
     response = register(client, pw["h"]["alice"], source=DEEP_SHAPES[shape])
     assert response.status_code == 422
     assert response.json["problems"][0]["location"]["line"] == 1
+    assert response.json["problems"][0]["message"].startswith(("Nested more than", "Longer than"))  # the guard's
     trial = ask(client, pw["h"]["alice"], [delete_request(pw["people"]["alice"], pw["people"]["amy"])],
                 source=DEEP_SHAPES[shape])
     assert trial["valid"] is False and trial["results"] == []
@@ -496,12 +501,15 @@ def test_the_largest_shapes_allowed_parse_safely_in_a_thread():
         from admin_api.policy.catalog import SCHEMA
         shapes = ["(" * (D - 1) + "true" + ")" * (D - 1),
                   " && ".join(["true"] * (T // 2 - 10)),
-                  "if false then false else " * ((T - 20) // 6) + "true",
+                  "if false then false else " * (D - 1) + "true",
+                  " && ".join(["(if true then true else false)"] * ((T - 20) // 9)),
                   "context" + ".a" * (T // 2 - 10) + " == 1"]
         def run():
             for cond in shapes:
                 source = "permit (principal, action, resource) when { " + cond + " };"
-                if not problems(source):
+                found = problems(source)
+                assert not any(p.message.startswith(("Nested", "Longer")) for p in found), cond[:80]  # within limits
+                if not found:
                     request = {"principal": {"type": "User", "id": "u"}, "action": {"type": "Action", "id": "users:read"},
                                "resource": {"type": "User", "id": "u"}, "context": {}}
                     entity = {"uid": {"type": "User", "id": "u"}, "attrs": {"role": "member", "status": "active"}, "parents": []}

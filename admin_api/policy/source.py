@@ -58,16 +58,21 @@ _OPENING, _CLOSING = "([{", ")]}"
 def _shape_problems(source: str, spans: list[tuple[int, int]]) -> list[Problem]:
     found = []
     for number, (start, end) in enumerate(spans, start=1):
-        depth = deepest = tokens = 0
+        # Each open bracket is a level, and so is each `if` inside it: `else if ...` nests one deeper, and the
+        # ifs end with their bracket. A closing bracket with none open closes nothing (Cedar refuses it anyway).
+        ifs_by_level, open_ifs, deepest, tokens = [0], 0, 0, 0
         for token in _TOKEN.findall(source, start, end):
             if token.startswith("//"):
                 continue
             tokens += 1
-            if token in _OPENING or token == "if":
-                depth += 1
-                deepest = max(deepest, depth)
-            elif token in _CLOSING or token == "else":
-                depth -= 1
+            if token in _OPENING:
+                ifs_by_level.append(0)
+            elif token == "if":
+                ifs_by_level[-1] += 1
+                open_ifs += 1
+            elif token in _CLOSING and len(ifs_by_level) > 1:
+                open_ifs -= ifs_by_level.pop()
+            deepest = max(deepest, len(ifs_by_level) - 1 + open_ifs)
         if deepest > MAX_NESTING:
             found.append(_at(source, spans, number, f"Nested more than {MAX_NESTING} levels deep "
                                                     "(brackets and if-then-else): simplify the condition."))
