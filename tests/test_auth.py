@@ -376,7 +376,10 @@ def test_parallel_revokes_of_one_token_write_one_event(world, make_app, app):
 
 
 FAR_FUTURE_CLAIMS = {"exp far away": {"exp": 10**20}, "exp beyond the longest lifetime": {"exp": 4_102_444_800},
-                     "iat_us text": {"iat_us": "abc"}, "iat_us fraction": {"iat_us": 1.5}, "no iat_us": {"iat_us": None}}
+                     "iat_us text": {"iat_us": "abc"}, "iat_us fraction": {"iat_us": 1.5}, "no iat_us": {"iat_us": None},
+                     # an issue time in the future outlived disable and tenant delete (tokens issued before a cut)
+                     "iat_us far ahead": {"iat_us": 10**40}, "iat_us an hour ahead": {"iat_us": (int(time.time()) + 3600) * 10**6},
+                     "iat_us negative": {"iat_us": -10**40}}
 
 
 @pytest.mark.parametrize("change", ["no exp", "type embed", "type reset", "long jti", "no jti", *FAR_FUTURE_CLAIMS])

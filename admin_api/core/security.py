@@ -172,6 +172,7 @@ def _token_user_statement():
 
 _TOKEN_USER = None
 TOKEN_TYPES = ("access", "refresh")
+CLOCK_SKEW = 60  # seconds: workers' clocks may differ this much
 
 
 def _is_integer(value) -> bool:
@@ -185,10 +186,13 @@ def _well_formed(payload: dict) -> bool:
     The signature already proves we issued it; this refuses anything else that a leaked key could sign
     (a token without `exp`, or with one in the year 3000, would never expire).
     """
-    jti, exp = payload.get("jti"), payload.get("exp")
+    jti, exp, issued_us = payload.get("jti"), payload.get("exp"), payload.get("iat_us")
     longest = max(current_app.config["JWT_ACCESS_TOKEN_EXPIRES"], current_app.config["JWT_REFRESH_TOKEN_EXPIRES"])
+    now = time.time()
     return (payload.get("type") in TOKEN_TYPES and isinstance(exp, (int, float)) and not isinstance(exp, bool)
-            and exp <= time.time() + longest + 60 and _is_integer(payload.get("iat_us"))
+            and exp <= now + longest + CLOCK_SKEW
+            # an issue time in the future would outlive every "tokens issued before" cut (disable, tenant delete)
+            and _is_integer(issued_us) and 0 < issued_us <= (now + CLOCK_SKEW) * 1_000_000
             and isinstance(jti, str) and 0 < len(jti) <= 64)
 
 
