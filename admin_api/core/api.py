@@ -72,7 +72,18 @@ class StrictParser(FlaskParser):
         problem = _input_problem(location_data) or (_upload_problem(req) if location == "files" else None)
         if problem:
             raise ma.ValidationError(problem)
+        if location in ("query", "querystring"):
+            repeated = {key: ["Give this argument once."] for key in req.args
+                        if len(req.args.getlist(key)) > 1 and not isinstance(schema.fields.get(key), ma.fields.List)}
+            if repeated:  # `page=1&page=2`: which did the client mean? (as with a field named twice in JSON)
+                raise ma.ValidationError(repeated)
         return location_data
+
+    def load_files(self, req, schema):
+        """Files come in a multipart/form-data body; a body of another media type is 415, not "missing photo"."""
+        if req.mimetype != "multipart/form-data" and req.content_length:
+            raise UnsupportedMediaType("Send the file as multipart/form-data.")
+        return super().load_files(req, schema)
 
     def _raw_load_json(self, req):
         """The JSON body; a body of another media type is 415 (not "missing fields"), a hostile one 422."""
