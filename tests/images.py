@@ -139,6 +139,13 @@ def declared_png(width: int, height: int) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IEND", b"")
 
 
+def jpeg_with_corrupt_exif() -> bytes:
+    """A sound JPEG with an EXIF segment whose first directory promises entries it does not hold."""
+    exif = b"Exif\x00\x00MM\x00*\x00\x00\x00\x08\xff\xff" + b"\x00" * 48
+    data = jpeg((40, 30))
+    return data[:2] + b"\xff\xe1" + struct.pack(">H", len(exif) + 2) + exif + data[2:]
+
+
 def truncated_jpeg() -> bytes:
     data = jpeg((200, 150))
     return data[: len(data) // 2]

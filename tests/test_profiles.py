@@ -681,3 +681,16 @@ def test_pixels_pillow_cannot_convert_are_a_422_not_a_500(std, client, app, monk
     response = upload(client, amy, h, images.png())
     assert response.status_code == 422 and response.json["errors"]["photo"]
     assert state(app) == before
+
+
+def test_corrupt_metadata_writes_nothing_outside_the_json_log():
+    """Found by a hostile review: Pillow's warning about corrupt EXIF went to stderr as a plain-text line."""
+    import subprocess
+    import sys
+
+    script = ("import io, sys; from tests import images; from admin_api.profiles import photos; "
+              "done = photos.process(io.BytesIO(images.jpeg_with_corrupt_exif()), max_bytes=2**22, max_pixels=10**6); "
+              "print(done.width, done.height)")
+    run = subprocess.run([sys.executable, "-W", "default", "-c", script], capture_output=True, text=True, timeout=60,
+                         cwd=Path(__file__).resolve().parent.parent)
+    assert run.returncode == 0 and run.stdout.split() == ["40", "30"] and run.stderr == "", run.stderr

@@ -37,6 +37,9 @@ MIB = 1024 * 1024
 # Pillow only *warns* between its pixel limit and twice that; for an upload it is a refusal.
 # (Our own, lower limit is checked too, right after the header is read and before any pixel is decoded.)
 warnings.filterwarnings("error", category=Image.DecompressionBombWarning)
+# Pillow warns (in plain text on stderr, outside the JSON log) about metadata it cannot read, such as corrupt
+# EXIF: nothing of it is kept anyway, so there is nothing to say.
+warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
 
 _SRGB = ImageCms.createProfile("sRGB")
 
