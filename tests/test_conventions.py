@@ -539,8 +539,3 @@ def test_a_query_argument_given_twice_is_refused_not_guessed(std, client):
     assert response.status_code == 422 and response.json["errors"] == {"page": ["Give this argument once."]}
     assert client.get("/api/v1/users?page=1&page_size=2", headers=std["h"]["root"]).status_code == 200
 
-
-def test_a_json_body_sent_to_a_file_upload_is_415(std, client, app):
-    amy = std["people"]["amy"]
-    response = client.post(f"/api/v1/users/{amy.id}/profile/photo", headers=std["h"]["amy"], json={"photo": "x"})
-    assert response.status_code == 415 and "multipart/form-data" in response.json["message"]
