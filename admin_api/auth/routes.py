@@ -41,7 +41,9 @@ class Refresh(MethodView):
     decorators = [auth_required(refresh=True)]  # a password-change-only session cannot extend itself
 
     @blp.doc(description="Send the **refresh** token as the bearer token, with no body or `{}`. It is rotated: use "
-                         "the new one next time.")
+                         "the new one next time. A refresh token already used is refused (401); the tokens issued "
+                         "from it stay valid until revoked or expired (no family revocation: a client that retries a "
+                         "refresh is not signed out). To end a session, POST /auth/revoke with both tokens.")
     @blp.arguments(RefreshSchema, required=False)
     @blp.response(200, TokenSchema)
     @blp.error(401, "Not a valid, unused refresh token")
