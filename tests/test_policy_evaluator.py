@@ -71,10 +71,16 @@ def test_a_large_bundle_shares_one_policy_set_between_actions():
     """Cedar keeps a full copy per set: past SPLIT_BY_ACTION_UP_TO characters, one set serves every action."""
     small = evaluator.Bundle([evaluator.Registered("s", "s", "forbid (principal, action, resource) when { false };")])
     assert small.for_action("users:list") is not small.for_action("users:delete")
-    big_source = "// " + "x" * evaluator.SPLIT_BY_ACTION_UP_TO + "\nforbid (principal, action, resource) when { false };"
-    big = evaluator.Bundle([evaluator.Registered("b", "b", big_source)])
+    copied_everywhere = "// " + "x" * 5_000 + "\nforbid (principal, action, resource) when { false };"
+    big = evaluator.Bundle([evaluator.Registered("b", "b", copied_everywhere)])
     assert big.for_action("users:list") is big.for_action("users:delete")
     assert big.memo_key("users:list") == big.memo_key("users:delete") != small.memo_key("users:list")
+    # as much text naming one action each would be copied once: still split (fewer policies to evaluate per action)
+    scoped = [evaluator.Registered(f"s{n}", f"s{n}", "// " + "x" * 500 + f'\nforbid (principal, action == '
+                                   f'Action::"{action}", resource) when {{ false }};')
+              for n, action in enumerate(list(evaluator.ACTIONS)[:10])]
+    split = evaluator.Bundle(scoped)
+    assert split.size > 5_000 and split.for_action("users:list") is not split.for_action("users:delete")
 
 
 def test_the_live_cache_drops_bundles_beyond_its_cost(monkeypatch):

@@ -46,7 +46,7 @@ from admin_api.tenants.models import Tenant
 SORT_COLUMNS = {"name": Policy.name, "created_at": Policy.created_at, "updated_at": Policy.updated_at}
 DRAFT = "draft"  # the Cedar id of a dry-run's candidate policy
 # What one scope (a tenant, or the platform) may hold: every worker parses all of it, so it is bounded.
-MAX_POLICIES_PER_SCOPE = 100
+MAX_POLICIES_PER_SCOPE = 500
 MAX_SCOPE_SOURCE_LENGTH = 128_000  # characters of Cedar text, disabled policies included
 
 

@@ -67,12 +67,12 @@ def _may_apply(template: pst.Template, action: str) -> bool:
     return True
 
 
-# Cedar holds each policy set it is given in full, so a set per action costs a copy of every policy that
-# names no action per action (about 44 bytes per character per copy: 100 MB for 60 KB of such text and the
-# 37 actions). Above this much registered text, one set serves every action instead (slower to evaluate,
-# one copy). A character parsed costs about 110 bytes more in Python (the statements): `cost` counts
-# both, in copies of the text, as an upper bound.
-SPLIT_BY_ACTION_UP_TO = 4_000  # characters of registered Cedar text
+# Cedar holds each policy set it is given in full, so sets per action cost a copy of a policy per action it
+# may apply to: about 44 bytes per character per copy (a 61 KB policy naming no action: 100 MB over the 37
+# actions). Past this many characters-times-copies, one set serves every action instead (slower to evaluate,
+# one copy). Parsed statements cost about 110 bytes per character more in Python: `cost` counts both, in
+# characters-times-copies, what the live cache (policy/live.py) budgets.
+SPLIT_BY_ACTION_UP_TO = 150_000
 _BUNDLE_KEYS = itertools.count()
 
 
@@ -86,10 +86,15 @@ class Bundle:
         self.key = next(_BUNDLE_KEYS)  # names this bundle in the decision memo, which must not keep it alive
         self.names = {policy.id: policy.name for policy in self.registered}
         self.size = sum(len(policy.source) for policy in self.registered)
-        self._templates = [*_BUILTIN_TEMPLATES,
-                           *(template for policy in self.registered for template in statements(policy.source, policy.id))]
-        self._split = self.size <= SPLIT_BY_ACTION_UP_TO
-        self.cost = self.size * ((len(ACTIONS) if self._split else 1) + 2)
+        self._templates = list(_BUILTIN_TEMPLATES)
+        copies = 0  # characters times the per-action sets they would be copied into
+        for policy in self.registered:
+            parsed = statements(policy.source, policy.id)
+            self._templates.extend(parsed)
+            share = len(policy.source) / len(parsed)
+            copies += sum(share * sum(_may_apply(template, action) for action in ACTIONS) for template in parsed)
+        self._split = copies <= SPLIT_BY_ACTION_UP_TO
+        self.cost = int(copies if self._split else self.size) + 2 * self.size
         self._by_action: dict[str, cedarpy.PolicySet] = {}
 
     def for_action(self, action: str) -> cedarpy.PolicySet:
@@ -147,7 +152,7 @@ class Candidate:
     def for_action(self, action: str) -> cedarpy.PolicySet:
         if not self.adds_to(action):
             return self.base.for_action(action)
-        if len(self.draft.source) > SPLIT_BY_ACTION_UP_TO:  # one copy of a large draft, not one per action
+        if len(self.draft.source) * len(ACTIONS) > SPLIT_BY_ACTION_UP_TO:  # one copy of a large draft, not 37
             action = "*"
         found = self._by_action.get(action)
         if found is None:
