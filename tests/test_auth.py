@@ -379,7 +379,10 @@ FAR_FUTURE_CLAIMS = {"exp far away": {"exp": 10**20}, "exp beyond the longest li
                      "iat_us text": {"iat_us": "abc"}, "iat_us fraction": {"iat_us": 1.5}, "no iat_us": {"iat_us": None},
                      # an issue time in the future outlived disable and tenant delete (tokens issued before a cut)
                      "iat_us far ahead": {"iat_us": 10**40}, "iat_us an hour ahead": {"iat_us": (int(time.time()) + 3600) * 10**6},
-                     "iat_us negative": {"iat_us": -10**40}}
+                     "iat_us negative": {"iat_us": -10**40},
+                     # these answered 500: text the database or hmac cannot take
+                     "jti lone surrogate": {"jti": "\ud800"}, "jti NUL": {"jti": "a\x00b"}, "jti spaces": {"jti": "a b"},
+                     "cred not ascii": {"cred": "é" * 22}, "cred lone surrogate": {"cred": "\ud800"}, "no cred": {"cred": None}}
 
 
 @pytest.mark.parametrize("change", ["no exp", "type embed", "type reset", "long jti", "no jti", *FAR_FUTURE_CLAIMS])
@@ -402,6 +405,16 @@ def test_tokens_we_would_never_issue_are_refused_even_with_our_key(world, client
     for path in ("/api/v1/auth/me", "/api/v1/users"):
         assert client.get(path, headers=bearer(token)).status_code == 401
     assert client.post("/api/v1/auth/revoke", headers=bearer(token), json={}).status_code == 401
+
+
+@pytest.mark.parametrize("form", ["braces", "urn", "hex", "upper"])
+def test_a_subject_in_another_spelling_of_the_same_uuid_is_refused(world, client, config, form):
+    """Only the form we issue names a user: `{uuid}`, `urn:uuid:...` and friends were taken for it."""
+    world.user("root@example.test", "platform_admin")
+    claims = _claims_of(world.login("root@example.test")["access_token"])
+    sub = claims["sub"]
+    claims["sub"] = {"braces": "{" + sub + "}", "urn": f"urn:uuid:{sub}", "hex": sub.replace("-", ""), "upper": sub.upper()}[form]
+    assert client.get("/api/v1/auth/me", headers=bearer(_forge(claims, config["JWT_SECRET_KEY"]))).status_code == 401
 
 
 @pytest.mark.parametrize("change", list(FAR_FUTURE_CLAIMS))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import time
 import uuid
@@ -173,6 +174,11 @@ def _token_user_statement():
 _TOKEN_USER = None
 TOKEN_TYPES = ("access", "refresh")
 CLOCK_SKEW = 60  # seconds: workers' clocks may differ this much
+# The exact forms we issue: anything else (a NUL or a lone surrogate in a jti once answered 500, and
+# `{uuid}` or `urn:uuid:...` named the same user) is not our token.
+_JTI = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_CREDENTIAL = re.compile(r"[0-9a-f]{22}")
+_SUBJECT = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 def _is_integer(value) -> bool:
@@ -193,7 +199,9 @@ def _well_formed(payload: dict) -> bool:
             and exp <= now + longest + CLOCK_SKEW
             # an issue time in the future would outlive every "tokens issued before" cut (disable, tenant delete)
             and _is_integer(issued_us) and 0 < issued_us <= (now + CLOCK_SKEW) * 1_000_000
-            and isinstance(jti, str) and 0 < len(jti) <= 64)
+            and isinstance(jti, str) and _JTI.fullmatch(jti) is not None
+            and isinstance(payload.get("cred"), str) and _CREDENTIAL.fullmatch(payload["cred"]) is not None
+            and isinstance(payload.get("sub"), str) and _SUBJECT.fullmatch(payload["sub"]) is not None)
 
 
 def load_token_user(payload: dict):
@@ -205,10 +213,7 @@ def load_token_user(payload: dict):
     global _TOKEN_USER
     if not _well_formed(payload):
         return None
-    try:
-        user_id = uuid.UUID(str(payload.get("sub")))
-    except ValueError:
-        return None
+    user_id = uuid.UUID(payload["sub"])
     if _TOKEN_USER is None:
         _TOKEN_USER = _token_user_statement()
     row = db.session.execute(_TOKEN_USER, {"user_id": user_id, "jti": payload.get("jti", "")}).first()
