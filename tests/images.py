@@ -126,6 +126,26 @@ def palette_png(plte: str = "before", bits: int = 8, transparency: bool = False)
     return b"\x89PNG\r\n\x1a\n" + b"".join(_chunk(kind, body) for kind, body in others)
 
 
+def edited_png(data: bytes, edit) -> bytes:
+    """`data` with its chunks passed through `edit` (a list of (kind, body) in, one out), CRCs made right."""
+    return b"\x89PNG\r\n\x1a\n" + b"".join(_chunk(kind, body) for kind, body in edit(_png_chunks(data)))
+
+
+def _replaced(chunks, kind: bytes, body: bytes | None):
+    return [(k, body if k == kind else b) for k, b in chunks if not (k == kind and body is None)]
+
+
+def damaged_png(damage: str) -> bytes:
+    """A sound PNG whose IDAT chunk has a wrong CRC (`crc`) or declares more bytes than the file holds (`length`)."""
+    data = png((20, 10), mode="RGB")
+    start = data.index(b"IDAT") - 4
+    length = struct.unpack(">I", data[start:start + 4])[0]
+    if damage == "crc":
+        crc = start + 8 + length
+        return data[:crc] + bytes(b ^ 0xFF for b in data[crc:crc + 4]) + data[crc + 4:]
+    return data[:start] + struct.pack(">I", 0x7FFFFFFF) + data[start + 4:start + 8 + length]
+
+
 def short_png(width: int, height: int, rows: int) -> bytes:
     """A PNG that declares width x height but whose (complete, valid) zlib stream holds only `rows` rows."""
     compressed = zlib.compress((b"\x00" + b"\x80" * (width * 3)) * rows)

@@ -133,14 +133,17 @@ _PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
 
 
 def _png_sound(data: bytes) -> bool:
-    """Whether the IDAT stream inflates to every row the header declares, and a palette image has its
-    palette (PLTE) before its pixels.
+    """Whether the chunks up to the last pixel are whole and undamaged (length, CRC), the palette and
+    transparency chunks are the ones the colour type allows (PLTE before the pixels for a palette image),
+    and the IDAT stream inflates to every row the header declares.
 
-    Pillow takes a zlib stream that ends early for a whole image and fills the missing rows with black,
-    and reads a palette image without PLTE as best it can; such files are broken, whatever a browser would
-    make of them. Inflated in slices, so a huge image costs time, not memory. (Pillow has already checked
-    the signature and that IHDR comes first.)
+    Pillow reads past all of these as best it can (a zlib stream that ends early gets black rows, a palette
+    image without PLTE a made-up palette, CRCs are not checked); such files are broken, whatever a browser
+    would make of them. Inflated in slices, so a huge image costs time, not memory. (Pillow has already
+    checked the signature.) Pixel values beyond a short palette are not looked for.
     """
+    if data[8:16] != b"\x00\x00\x00\x0dIHDR":
+        return False
     width, height, depth, colour, _, _, interlaced = struct.unpack(">IIBBBBB", data[16:29])
     bits = depth * _PNG_CHANNELS.get(colour, 4)
     passes = _ADAM7 if interlaced else ((0, 0, 1, 1),)
@@ -149,22 +152,37 @@ def _png_sound(data: bytes) -> bool:
         columns, rows = (width - x0 + dx - 1) // dx, (height - y0 + dy - 1) // dy
         if columns and rows:
             expected += rows * (1 + (columns * bits + 7) // 8)  # each row starts with its filter byte
-    inflater, inflated, offset, palette = zlib.decompressobj(), 0, 8, False
+    inflater, inflated, offset, palette_entries = zlib.decompressobj(), 0, 8, None
     try:
         while offset + 8 <= len(data) and inflated < expected:
             length, kind = struct.unpack(">I4s", data[offset:offset + 8])
-            palette = palette or kind == b"PLTE"
-            if kind == b"IDAT":
-                if colour == 3 and not palette:
+            end = offset + 8 + length
+            if end + 4 > len(data) or zlib.crc32(data[offset + 4:end]) != struct.unpack(">I", data[end:end + 4])[0]:
+                return False  # cut short, or damaged
+            if kind == b"PLTE":
+                if colour in (0, 4) or length % 3 or not 3 <= length <= 768:
                     return False
-                chunk = data[offset + 8:offset + 8 + length]
+                palette_entries = length // 3
+            elif kind == b"tRNS" and not _transparency_fits(colour, length, palette_entries):
+                return False
+            elif kind == b"IDAT":
+                if colour == 3 and palette_entries is None:
+                    return False
+                chunk = data[offset + 8:end]
                 while chunk and inflated < expected:
                     inflated += len(inflater.decompress(chunk, 1 << 20))
                     chunk = inflater.unconsumed_tail
-            offset += 12 + length
+            offset = end + 4
     except zlib.error:
         return False
     return inflated >= expected
+
+
+def _transparency_fits(colour: int, length: int, palette_entries: int | None) -> bool:
+    """tRNS: one grey or RGB sample for types 0 and 2, up to one alpha per entry after PLTE for type 3."""
+    if colour == 3:
+        return palette_entries is not None and length <= palette_entries
+    return length == {0: 2, 2: 6}.get(colour)
 
 
 def _fitted(image: Image.Image) -> Image.Image:
