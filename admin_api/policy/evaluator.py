@@ -5,7 +5,9 @@ the dry-run of a draft policy, so that both always agree. The policies come as
 a `Bundle`: the built-in role policies plus registered ones. Cedar gets them one
 action at a time: a policy whose scope names other actions can neither match
 nor fail, so leaving it out changes no answer and saves evaluating it (what
-keeps hundreds of registered policies cheap).
+keeps hundreds of registered policies cheap). A bundle whose policies mostly name
+no action would be copied into every per-action set: past SPLIT_BY_ACTION_UP_TO
+it is handed to Cedar whole instead.
 """
 from __future__ import annotations
 
@@ -91,7 +93,7 @@ class Bundle:
         for policy in self.registered:
             parsed = statements(policy.source, policy.id)
             self._templates.extend(parsed)
-            share = len(policy.source) / len(parsed)
+            share = len(policy.source) / max(len(parsed), 1)
             copies += sum(share * sum(_may_apply(template, action) for action in ACTIONS) for template in parsed)
         self._split = copies <= SPLIT_BY_ACTION_UP_TO
         self.cost = int(copies if self._split else self.size) + 2 * self.size
