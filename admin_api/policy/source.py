@@ -49,9 +49,8 @@ MAX_NESTING = 32
 MAX_TOKENS_PER_STATEMENT = 1000
 # A `//` comment runs to the end of its line, and Cedar ends a line at `\r` as well as `\n`: reading a
 # comment any further than Cedar does would hide from the guard text that Cedar parses.
-_COMMENT = r"//[^\n\r]*"
-_COMMENT_END = re.compile(r"[\n\r]")
-_TOKEN = re.compile(r'"(?:\\.|[^"\\])*"?|' + _COMMENT + r'|[A-Za-z_][A-Za-z0-9_]*|\d+|&&|\|\||::|[=!<>]=|\S')
+_COMMENT = re.compile(r"//[^\n\r]*")
+_TOKEN = re.compile(r'"(?:\\.|[^"\\])*"?|' + _COMMENT.pattern + r'|[A-Za-z_][A-Za-z0-9_]*|\d+|&&|\|\||::|[=!<>]=|\S')
 _OPENING, _CLOSING = "([{", ")]}"
 
 
@@ -103,7 +102,7 @@ def problems(source: str) -> list[Problem]:
         errors = sorted(_POSITIONAL_PREFIX.sub("", error.error)
                         for error in cedarpy.validate_policies(source[start:end], SCHEMA).errors)
         found.extend(_at(source, spans, number, message) for message in errors)
-        if len(found) >= MAX_PROBLEMS:
+        if len(found) > MAX_PROBLEMS:
             return _capped(found)
     return found
 
@@ -175,8 +174,7 @@ def statement_spans(source: str) -> list[tuple[int, int]]:
             elif char == '"':
                 in_string = False
         elif source.startswith("//", index):
-            line_end = _COMMENT_END.search(source, index)
-            index = len(source) if line_end is None else line_end.start()
+            index = _COMMENT.match(source, index).end()
             continue
         elif char == ";":
             spans.append((index if start is None else start, index + 1))
