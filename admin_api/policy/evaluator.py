@@ -145,6 +145,7 @@ class Candidate:
         self.names = {**base.names, draft.id: draft.name}
         self._known = {template.id for template in base._templates}
         self._scopes = statements(draft.source, draft.id)
+        self._whole = len(draft.source) * len(ACTIONS) > SPLIT_BY_ACTION_UP_TO  # one copy of a large draft, not 37
         self._by_action: dict[str, cedarpy.PolicySet] = {}
 
     def adds_to(self, action: str) -> bool:
@@ -154,7 +155,7 @@ class Candidate:
     def for_action(self, action: str) -> cedarpy.PolicySet:
         if not self.adds_to(action):
             return self.base.for_action(action)
-        if len(self.draft.source) * len(ACTIONS) > SPLIT_BY_ACTION_UP_TO:  # one copy of a large draft, not 37
+        if self._whole:
             action = "*"
         found = self._by_action.get(action)
         if found is None:
