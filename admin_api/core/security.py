@@ -187,7 +187,8 @@ def _is_integer(value) -> bool:
 
 def _well_formed(payload: dict) -> bool:
     """The claims every token we issue has: a known type, an expiry no further than our longest lifetime,
-    an integer issue time, a jti that fits the revocation list.
+    an integer issue time not in the future, and a jti, credential fingerprint and subject in the exact forms
+    we write them.
 
     The signature already proves we issued it; this refuses anything else that a leaked key could sign
     (a token without `exp`, or with one in the year 3000, would never expire).
@@ -199,9 +200,12 @@ def _well_formed(payload: dict) -> bool:
             and exp <= now + longest + CLOCK_SKEW
             # an issue time in the future would outlive every "tokens issued before" cut (disable, tenant delete)
             and _is_integer(issued_us) and 0 < issued_us <= (now + CLOCK_SKEW) * 1_000_000
-            and isinstance(jti, str) and _JTI.fullmatch(jti) is not None
-            and isinstance(payload.get("cred"), str) and _CREDENTIAL.fullmatch(payload["cred"]) is not None
-            and isinstance(payload.get("sub"), str) and _SUBJECT.fullmatch(payload["sub"]) is not None)
+            and _spelled(_JTI, jti) and _spelled(_CREDENTIAL, payload.get("cred"))
+            and _spelled(_SUBJECT, payload.get("sub")))
+
+
+def _spelled(form: re.Pattern, value) -> bool:
+    return isinstance(value, str) and form.fullmatch(value) is not None
 
 
 def load_token_user(payload: dict):
@@ -225,7 +229,7 @@ def load_token_user(payload: dict):
         return None
     if _issued_before(payload, user.tokens_valid_after):
         return None
-    if not hmac.compare_digest(str(payload.get("cred", "")), credential_fingerprint(user)):
+    if not hmac.compare_digest(payload["cred"], credential_fingerprint(user)):
         return None  # the password changed since this token was issued
     if tenant is not None and _issued_before(payload, tenant.tokens_valid_after):
         return None
