@@ -61,20 +61,23 @@ def page_response(result: ResultPage):
     return result.items, 200, result.headers()
 
 
-def paginate(stmt, *, args: dict, sort_columns: dict, id_column, estimate_table: str | None = None) -> ResultPage:
+def paginate(stmt, *, args: dict, sort_columns: dict, id_column, estimate_table: str | None = None,
+             kept_total=None) -> ResultPage:
     """Run one page of `stmt`, sorted by a documented field with the id as tie-breaker, and its total.
 
     The exact total rides along in the page query (an uncorrelated subquery the
-    database evaluates once): one round trip, not two. `estimate_table` names
-    the table when the list is unfiltered: on PostgreSQL a total above
-    COUNT_ESTIMATE_THRESHOLD is then the planner's estimate instead of a full scan.
+    database evaluates once): one round trip, not two. It counts the rows,
+    unless `kept_total` is given: a SELECT of the exact total the database keeps
+    (a counter), read instead. `estimate_table` names the table when the list is
+    unfiltered: on PostgreSQL a total above COUNT_ESTIMATE_THRESHOLD is then the
+    planner's estimate instead of a full scan.
     """
     page, page_size, sort = args["page"], args["page_size"], args["sort"]
     descending = sort.startswith("-")
     column = sort_columns[sort.removeprefix("-")]
     order = (column.desc(), id_column.desc()) if descending else (column.asc(), id_column.asc())
     offset = (page - 1) * page_size
-    count = select(func.count()).select_from(stmt.order_by(None).subquery())
+    count = kept_total if kept_total is not None else select(func.count()).select_from(stmt.order_by(None).subquery())
     estimate = _estimated_rows(estimate_table) if estimate_table else None
     if estimate is not None and estimate >= current_app.config["COUNT_ESTIMATE_THRESHOLD"]:
         items = list(db.session.scalars(stmt.order_by(*order).offset(offset).limit(page_size)))

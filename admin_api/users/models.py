@@ -57,6 +57,23 @@ class User(IdMixin, TimestampMixin, db.Model):
         return {"last_login_at": self.last_login_at.isoformat()} if self.last_login_at is not None else {}
 
 
+class UserCount(TimestampMixin, db.Model):
+    """How many users (of every status) a tenant has: list totals without counting rows.
+
+    Kept by the database itself: triggers on `users` (migration 0007) add the
+    rows of every INSERT and take away those of every DELETE, whatever wrote them
+    (the service, the bulk seed, an operator's SQL), in the same transaction.
+    A user's tenant never changes, so updates leave the counts alone.
+    """
+
+    __tablename__ = "user_counts"
+
+    PLATFORM = uuid.UUID(int=0)  # the scope_id counting platform admins (no tenant has this id)
+
+    scope_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)  # a tenant id, or PLATFORM
+    users: Mapped[int] = mapped_column(Integer, nullable=False)
+
+
 class PasswordResetToken(TimestampMixin, db.Model):
     """The one outstanding reset token of a user, as a digest; issuing another replaces it.
 

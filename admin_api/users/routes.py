@@ -22,7 +22,8 @@ blp = Blueprint(
         "Users. Emails are case-insensitive and unique per tenant among all users, disabled ones included. "
         "Another tenant's user answers 404, exactly like a missing one. Disabling is soft and undone by restore; "
         "while a user's tenant is deleted, the user cannot be created, changed, restored or have its password reset "
-        "(409), but can still be disabled."
+        "(409), but can still be disabled. The list's total is always exact: without status, role or q it is "
+        "the count the database keeps per tenant, read in constant time however many users there are."
     ),
 )
 
