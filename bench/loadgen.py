@@ -60,17 +60,30 @@ def run(host: str, port: int, path: str, *, headers: dict | None = None, seconds
     for p in procs:
         p.join()
     elapsed = time.perf_counter() - started
-    latencies = sorted(x for lat, _ in results for x in lat)
-    errors = sum(e for _, e in results)
+    return summary([x for lat, _ in results for x in lat], sum(e for _, e in results), elapsed)
+
+
+def summary(latencies: list, errors: int, elapsed: float) -> dict:
+    """{'rps', 'p50_ms', 'p99_ms', 'requests', 'errors'} of requests that took `latencies` seconds in `elapsed`."""
+    latencies = sorted(latencies)
     if not latencies:
-        return {"rps": 0.0, "p50_ms": 0.0, "p99_ms": 0.0, "requests": 0, "errors": errors}
+        return {"rps": 0.0, "p50_ms": 0.0, "p99_ms": 0.0, "requests": 0, "errors": errors,
+                "latencies": [], "elapsed": elapsed}
     return {
         "rps": len(latencies) / elapsed,
         "p50_ms": statistics.median(latencies) * 1000,
         "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
         "requests": len(latencies),
         "errors": errors,
+        "latencies": latencies,
+        "elapsed": elapsed,
     }
+
+
+def combined(parts: list[dict]) -> dict:
+    """One result from runs made one after another (their requests and their time added up)."""
+    return summary([x for part in parts for x in part["latencies"]], sum(part["errors"] for part in parts),
+                   sum(part["elapsed"] for part in parts))
 
 
 def warm(host: str, port: int, path: str, headers: dict | None = None, count: int = 50) -> None:
