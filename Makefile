@@ -1,5 +1,5 @@
 # make run  : set up (venv, install, migrate, admin) and serve on 127.0.0.1:$(PORT)
-# make test : the whole suite on SQLite, then on PostgreSQL
+# make test : the whole suite on SQLite and on PostgreSQL, side by side (each run's output shown when it ends)
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -35,9 +35,10 @@ run: admin
 	@echo "Serving on http://127.0.0.1:$(PORT)  (Swagger UI: http://127.0.0.1:$(PORT)/api/docs)"
 	PORT=$(PORT) $(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
+# The two runs share nothing (temporary folders, free ports, scratch databases named by process id), so they
+# run at once: on this two-core machine 5 minutes instead of 8 one after the other.
 test: install-dev
-	$(MAKE) --no-print-directory test-sqlite
-	$(MAKE) --no-print-directory test-postgres
+	$(MAKE) --no-print-directory -j2 --output-sync=target test-sqlite test-postgres
 
 test-sqlite: install-dev
 	$(BIN)/python -m pytest -p no:cacheprovider
