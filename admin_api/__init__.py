@@ -13,7 +13,6 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from admin_api.config import load_config, validate_config
 from admin_api.core import transactions
-from admin_api.core.db import ping_connections_left_idle
 from admin_api.extensions import api, cors, db, jwt, migrate
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -100,7 +99,10 @@ def _engine_options(url: str) -> dict:
     # hide_parameters: a database error never writes bound values (a password hash, a token hash) to the log.
     if url.startswith("sqlite"):
         return {"connect_args": {"timeout": 30}, "hide_parameters": True}
-    return {"pool_size": 10, "max_overflow": 10, "hide_parameters": True}  # pings: core.db.ping_connections_left_idle
+    # pool_pre_ping: a connection the database dropped (restart, failover, a proxy, pg_terminate_backend) is
+    # replaced before a request uses it. One round trip per request; skipping it for connections used less
+    # than a second ago cost a 500 on the next request after each such drop.
+    return {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 10, "hide_parameters": True}
 
 
 def _unicode_lower(text):
@@ -129,8 +131,6 @@ def register_extensions(app: Flask) -> None:
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
             event.listen(db.engine, "connect", _sqlite_pragmas)
-        else:
-            ping_connections_left_idle(db.engine)
     transactions.install(app)
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
     jwt.init_app(app)

@@ -1,11 +1,10 @@
 """Column types and mixins shared by every model."""
 from __future__ import annotations
 
-import time
 import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, TypeDecorator, Uuid, event, exc, update
+from sqlalchemy import DateTime, TypeDecorator, Uuid, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -67,32 +66,3 @@ def guarded_update(entity, *conditions, **values) -> bool:
     if done:
         db.session.refresh(entity)
     return done
-
-
-# --- the connection pool ------------------------------------------------------
-
-IDLE_BEFORE_PING = 1.0  # seconds a pooled connection may sit unused and still be trusted without a ping
-
-
-def ping_connections_left_idle(engine) -> None:
-    """pool_pre_ping, but only for a connection that sat in the pool more than IDLE_BEFORE_PING.
-
-    A connection returned a moment ago is alive; pinging it anyway cost every request
-    one more round trip to the database. This is HikariCP's rule (it skips the check
-    for connections used in the last 500 ms). A dead connection found here is replaced
-    at once, with every other connection of the pool opened before it.
-    """
-
-    @event.listens_for(engine, "checkin")
-    def _returned(_dbapi_connection, record):
-        record.info["returned_at"] = time.monotonic()
-
-    @event.listens_for(engine, "checkout")
-    def _ping_if_idle(dbapi_connection, record, _proxy):
-        returned_at = record.info.get("returned_at")
-        if returned_at is None or time.monotonic() - returned_at < IDLE_BEFORE_PING:
-            return  # new (just connected), or in use a moment ago
-        try:
-            engine.dialect.do_ping(dbapi_connection)
-        except engine.dialect.loaded_dbapi.Error as error:
-            raise exc.InvalidatePoolError() from error
