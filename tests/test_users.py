@@ -96,6 +96,9 @@ def test_list_refusals(std, client, who, query, status):
     ({"sort": "status"}, "sort"), ({"status": "deleted"}, "status"), ({"role": "god"}, "role"),
     ({"page_size": "101"}, "page_size"), ({"page_size": "0"}, "page_size"), ({"page": "0"}, "page"),
     ({"tenant_id": "not-a-uuid"}, "tenant_id"), ({"q": ""}, "q"),
+    # int() would take these (a hostile review): only ASCII digits are a page number
+    ({"page": "\uff15"}, "page"), ({"page": "\u0663"}, "page"), ({"page": " 1"}, "page"), ({"page": "1_0"}, "page"),
+    ({"page_size": "+5"}, "page_size"), ({"page": "1.0"}, "page"),
 ])
 def test_bad_or_unknown_query_arguments_are_422(std, client, who, query, field):
     query = {k: str(std["b"].id) if v == "B" else v for k, v in query.items()}

@@ -1,6 +1,7 @@
 """Marshmallow fields and validators shared by the areas' schemas."""
 from __future__ import annotations
 
+import re
 import unicodedata
 from datetime import UTC
 
@@ -30,6 +31,17 @@ class Text(ma.fields.String):
         if invisible_characters(text, multiline=self.multiline):
             raise ma.ValidationError("Must not contain control or invisible formatting characters.")
         return text
+
+
+class QueryInteger(ma.fields.Integer):
+    """An integer in a query string, in ASCII digits: int() alone also takes " 5", "1_0", "+5", "５" and "٣"."""
+
+    DIGITS = re.compile(r"-?[0-9]+")
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, str) or not self.DIGITS.fullmatch(value):
+            raise self.make_error("invalid")
+        return super()._deserialize(value, attr, data, **kwargs)
 
 
 class StrictBoolean(ma.fields.Boolean):

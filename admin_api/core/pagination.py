@@ -9,6 +9,7 @@ import marshmallow as ma
 from flask import current_app
 from sqlalchemy import func, select, text
 
+from admin_api.core.fields import QueryInteger
 from admin_api.extensions import db
 
 
@@ -25,8 +26,8 @@ class ListArgsSchema(ma.Schema):
     class Meta:
         unknown = ma.RAISE
 
-    page = ma.fields.Integer(load_default=1, validate=ma.validate.Range(min=1, max=1_000_000))
-    page_size = ma.fields.Integer(load_default=25, validate=ma.validate.Range(min=1, max=100))
+    page = QueryInteger(load_default=1, validate=ma.validate.Range(min=1, max=1_000_000))
+    page_size = QueryInteger(load_default=25, validate=ma.validate.Range(min=1, max=100))
 
 
 class ResultPage:
