@@ -76,11 +76,12 @@ def _views(flags: list[FeatureFlag], scope: uuid.UUID | None) -> list[FlagView]:
 
 
 def _find_flag(key: str, *, for_update: bool = False) -> FeatureFlag:
-    """The flag, or 404. `for_update` locks its row until commit (PostgreSQL; SQLite has one writer anyway).
+    """The flag, or 404. `for_update` locks its row until commit.
 
-    Every write locks the flag row first, before any override row: concurrent writes to one flag then
-    run one after the other (the second reads what the first wrote), never deadlock, and an If-Match
-    is compared with the version that will be changed.
+    Every write locks the flag row first, before any override row: on PostgreSQL concurrent writes to
+    one flag then run one after the other (the second reads what the first wrote), never deadlock, and
+    an If-Match is compared with the version that will be changed. SQLite has no row locks: there the
+    write that lost the race fails the version check and answers 409 (retry), never a lost update.
     """
     if not KEY.fullmatch(key):  # a key that cannot exist is not sent to the database (NUL, 10 KB of path...)
         raise NotFound("Feature flag not found.")
