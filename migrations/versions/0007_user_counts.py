@@ -20,8 +20,9 @@ depends_on = None
 PLATFORM_UUID = "00000000-0000-0000-0000-000000000000"  # UserCount.PLATFORM: the platform admins' count
 PLATFORM_HEX = "00000000000000000000000000000000"  # the same on SQLite, which stores a UUID as 32 hex digits
 
-# PostgreSQL: one statement-level trigger per direction; a bulk INSERT of 5,000 users updates each
-# tenant's row once, not 5,000 times. ORDER BY: concurrent bulk inserts lock the rows in one order.
+# PostgreSQL: one statement-level trigger per direction; a multi-row INSERT of 1,000 users updates each
+# tenant's row once, not 1,000 times (but psycopg runs a plain executemany as one statement per row: see
+# admin_api/users/seed.py). ORDER BY: concurrent bulk inserts lock the rows in one order.
 POSTGRESQL_UP = [
     f"""
     CREATE FUNCTION user_counts_add() RETURNS trigger LANGUAGE plpgsql AS $$
