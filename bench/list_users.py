@@ -13,6 +13,8 @@ the seeded data.
 This machine's speed drifts by tens of percent within minutes (shared cores), so
 every figure is measured in --rounds slices that alternate with slices of the
 floor, and each ratio is to the floor measured in between: both saw the same machine.
+Beside requests/s, each line gives the CPU the server side (gunicorn and the
+database) spent per request, and the floor's: the steadier measure of cost.
 """
 from __future__ import annotations
 
@@ -47,9 +49,12 @@ def paired(floor_port: int, port: int, path: str, headers: dict, seconds: float,
 
 
 def line(label: str, result: dict, floor: dict) -> str:
-    return (f"{label:<48} {result['rps']:8.0f} req/s  p50 {result['p50_ms']:6.2f} ms  "
-            f"p99 {result['p99_ms']:7.2f} ms  {100 * result['rps'] / floor['rps']:6.1f} % of {floor['rps']:5.0f}  "
-            f"({result['requests']} req, {result['errors']} errors)")
+    """requests/s and latency, as a share of the floor's requests/s; server CPU per request, the floor's beside it."""
+    errors = f"  {result['errors']} errors" if result["errors"] else ""
+    return (f"{label:<48} {result['rps']:5.0f} req/s  p50 {result['p50_ms']:6.2f} ms  p99 {result['p99_ms']:7.2f} ms  "
+            f"{100 * result['rps'] / floor['rps']:4.1f} % of {floor['rps']:4.0f} req/s  "
+            f"cpu {result['cpu_ms']:5.2f} ms/req, floor {floor['cpu_ms']:4.2f} "
+            f"({100 * floor['cpu_ms'] / result['cpu_ms']:4.1f} %){errors}")
 
 
 def bench_size(database: str, size: int, seconds: float, rounds: int) -> dict:
@@ -93,10 +98,12 @@ def main() -> None:
     results = {size: bench_size(args.database, size, args.seconds, args.rounds) for size in sizes}
     if len(sizes) >= 2:
         (small, small_floor), (large, large_floor) = results[sizes[0]]["page1"], results[sizes[-1]]["page1"]
-        print(f"page 1 at {sizes[-1]:,} vs {sizes[0]:,}: p50 {100 * (large['p50_ms'] / small['p50_ms'] - 1):+.1f} %, "
-              f"req/s {100 * (large['rps'] / small['rps'] - 1):+.1f} %, "
-              f"share of the floor {100 * (large['rps'] / large_floor['rps'] / (small['rps'] / small_floor['rps']) - 1):+.1f} %")
-
+        change = lambda a, b: f"{100 * (b / a - 1):+.1f} %"  # noqa: E731
+        print(f"page 1 at {sizes[-1]:,} vs {sizes[0]:,}: p50 {change(small['p50_ms'], large['p50_ms'])}, "
+              f"req/s {change(small['rps'], large['rps'])} "
+              f"(as a share of the floor {change(small['rps'] / small_floor['rps'], large['rps'] / large_floor['rps'])}), "
+              f"cpu per request {change(small['cpu_ms'], large['cpu_ms'])} "
+              f"(in floors {change(small['cpu_ms'] / small_floor['cpu_ms'], large['cpu_ms'] / large_floor['cpu_ms'])})")
 
 if __name__ == "__main__":
     main()
