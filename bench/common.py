@@ -1,11 +1,13 @@
 """Shared by the benchmarks: a scratch database, the flask CLI, a gunicorn server."""
 from __future__ import annotations
 
+import atexit
 import contextlib
 import http.client
 import json
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -47,6 +49,13 @@ def scratch_database(kind: str, name: str):
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def _scratch_folder() -> str:
+    """A temporary folder, removed when the benchmark ends."""
+    path = tempfile.mkdtemp(prefix="bench-uploads-")
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
+
+
 def app_env(database_url: str, **extra) -> dict:
     env = dict(os.environ)
     env.update(
@@ -56,7 +65,7 @@ def app_env(database_url: str, **extra) -> dict:
         SECRET_KEY=secrets.token_urlsafe(32),
         JWT_SECRET_KEY=secrets.token_urlsafe(32),
         JWT_ACCESS_TOKEN_EXPIRES="3600",
-        UPLOAD_FOLDER=tempfile.mkdtemp(prefix="bench-uploads-"),
+        UPLOAD_FOLDER=_scratch_folder(),
     )
     env.update({k: str(v) for k, v in extra.items()})
     return env
