@@ -48,6 +48,10 @@ def paired(floor_port: int, port: int, path: str, headers: dict, seconds: float,
     return combined(target), combined(floor)
 
 
+def change(before: float, after: float) -> str:
+    return f"{100 * (after / before - 1):+.1f} %"
+
+
 def line(label: str, result: dict, floor: dict) -> str:
     """requests/s and latency, as a share of the floor's requests/s; server CPU per request, the floor's beside it."""
     errors = f"  {result['errors']} errors" if result["errors"] else ""
@@ -98,7 +102,6 @@ def main() -> None:
     results = {size: bench_size(args.database, size, args.seconds, args.rounds) for size in sizes}
     if len(sizes) >= 2:
         (small, small_floor), (large, large_floor) = results[sizes[0]]["page1"], results[sizes[-1]]["page1"]
-        change = lambda a, b: f"{100 * (b / a - 1):+.1f} %"  # noqa: E731
         print(f"page 1 at {sizes[-1]:,} vs {sizes[0]:,}: p50 {change(small['p50_ms'], large['p50_ms'])}, "
               f"req/s {change(small['rps'], large['rps'])} "
               f"(as a share of the floor {change(small['rps'] / small_floor['rps'], large['rps'] / large_floor['rps'])}), "

@@ -44,33 +44,28 @@ def seed_demo(*, tenant_count: int, user_count: int, prefix: str, password: str,
         db.session.rollback()
         raise Conflict(f"tenant slugs {prefix}-N were taken meanwhile; choose another --prefix")
     password_hash = hash_password(password)
-    logins, batch = [], []
+    logins = []
     # Tenant by tenant: each INSERT statement then adds to one tenant's count row (user_counts), not to all of
     # them; a row rewritten many times in one PostgreSQL transaction is slower to find each time. Creation times
     # still interleave across tenants.
     for t, tenant in enumerate(tenants):
+        rows = []
         for n in range(t, user_count, tenant_count):
             index = n // tenant_count
             role = "tenant_admin" if index == 0 else "member"
             email = f"{'admin' if index == 0 else f'user{index}'}@{tenant['slug']}.example.test"
             created = now - timedelta(microseconds=user_count - n)  # distinct, increasing creation times
-            batch.append({"id": uuid.uuid4(), "tenant_id": tenant["id"], "email": email,
-                          "email_key": email_key(tenant["id"], email), "display_name": f"Demo user {index}",
-                          "role": role, "status": "active", "password_hash": password_hash,
-                          "must_change_password": False, "version": 1, "created_at": created, "updated_at": created})
+            rows.append({"id": uuid.uuid4(), "tenant_id": tenant["id"], "email": email,
+                         "email_key": email_key(tenant["id"], email), "display_name": f"Demo user {index}",
+                         "role": role, "status": "active", "password_hash": password_hash,
+                         "must_change_password": False, "version": 1, "created_at": created, "updated_at": created})
             if index == 0 and len(logins) < 5:
                 logins.append({"email": email, "tenant": tenant["slug"], "role": role})
-            if len(batch) >= BATCH:
-                _insert_users(batch, progress)
-                batch = []
-        if batch:
-            _insert_users(batch, progress)
-            batch = []
+        for start in range(0, len(rows), BATCH):
+            batch = rows[start:start + BATCH]
+            db.session.execute(insert(User).returning(User.id), batch)
+            progress(len(batch))
     audit.record("demo.seed", actor_email="cli", changes={"after": {"tenants": tenant_count, "users": user_count}})
     db.session.commit()
     return {"tenants": tenant_count, "users": user_count, "logins": logins}
 
-
-def _insert_users(rows: list[dict], progress: Callable[[int], None]) -> None:
-    db.session.execute(insert(User).returning(User.id), rows)
-    progress(len(rows))
